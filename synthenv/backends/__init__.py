@@ -1,0 +1,55 @@
+"""Backends render batches of parameter sets. One protocol, several engines.
+
+A backend is made for one sample rate and duration and renders any registered synth:
+``backend.render(spec, params[B, P]) -> Rendered``. It knows nothing about targets or rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from synthenv.errors import BackendError
+from synthenv.spec import SynthSpec
+
+
+@dataclass
+class Rendered:
+    """What a backend returns: float32 audio ``[B, N]`` and, for server features, frames ``[B, T, F]``."""
+
+    audio: np.ndarray | None = None
+    frames: np.ndarray | None = None
+
+
+class Backend(Protocol):
+    name: str
+    sample_rate: int
+    duration: float
+
+    @property
+    def n_samples(self) -> int: ...
+
+    def render(self, spec: SynthSpec, params: np.ndarray) -> Rendered:
+        """Render physical params float64 ``[B, P]`` (validated) of ``spec``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def available_backends() -> list[str]:
+    return ["numpy"]
+
+
+def make_backend(name: str, *, sample_rate: int = 22050, duration: float = 1.0, **kwargs) -> Backend:
+    """Make a backend by name."""
+    if not isinstance(sample_rate, int | np.integer) or not 8000 <= sample_rate <= 192000:
+        raise BackendError(f"sample_rate must be an integer between 8000 and 192000 Hz, got {sample_rate!r}")
+    if not (isinstance(duration, int | float) and np.isfinite(duration) and 0.05 <= duration <= 60):
+        raise BackendError(f"duration must be between 0.05 and 60 seconds, got {duration!r}")
+    if name == "numpy":
+        from synthenv.backends.numpy_backend import NumpyBackend
+
+        return NumpyBackend(sample_rate=int(sample_rate), duration=float(duration), **kwargs)
+    raise BackendError(f"unknown backend {name!r}; available backends: {', '.join(available_backends())}")

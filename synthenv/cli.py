@@ -1,0 +1,163 @@
+"""The ``synthenv`` command. Each subcommand is a thin wrapper over a library function."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from synthenv.errors import SynthenvError
+
+
+def _parse_set(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SynthenvError(f"--set takes name=value, got {item!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise SynthenvError(f"--set {item!r}: {value!r} is not a number") from None
+    return out
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import soundfile
+
+    from synthenv.rendering import render
+
+    params = _parse_set(args.set or [])
+    audio = render(args.synth, params, backend=args.backend, sample_rate=args.sample_rate, duration=args.duration)
+    out = Path(args.output)
+    if out.parent and not out.parent.exists():
+        raise SynthenvError(f"output directory {out.parent} does not exist")
+    soundfile.write(str(out), audio, args.sample_rate, subtype="FLOAT" if args.float else "PCM_16")
+    peak = float(np.max(np.abs(audio)))
+    print(
+        f"wrote {out}: {args.synth} via {args.backend}, {audio.size / args.sample_rate:.3f} s at "
+        f"{args.sample_rate} Hz, peak {20 * np.log10(max(peak, 1e-12)):.1f} dBFS"
+    )
+    return 0
+
+
+def cmd_synths(args: argparse.Namespace) -> int:
+    from synthenv.synths import available_synths, get_synth
+
+    names = [args.name] if args.name else available_synths()
+    for name in names:
+        print(get_synth(name).describe())
+        print()
+    return 0
+
+
+def _version(module: str) -> str | None:
+    try:
+        mod = importlib.import_module(module)
+    except Exception:
+        return None
+    return str(getattr(mod, "__version__", "installed"))
+
+
+TRAIN_HINT = "not installed (pip install 'synthenv[train]')"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import synthenv
+    from synthenv.backends import available_backends, make_backend
+    from synthenv.synths import available_synths, get_synth
+
+    print(f"synthenv {synthenv.__version__} on Python {sys.version.split()[0]}")
+    print("python packages:")
+    for mod in ("numpy", "scipy", "gymnasium", "librosa", "soundfile", "pythonosc", "numba"):
+        print(f"  {mod:<18} {_version(mod) or 'MISSING (core dependency)'}")
+    for mod in ("torch", "stable_baselines3", "sb3_contrib", "cma", "matplotlib"):
+        print(f"  {mod:<18} {_version(mod) or TRAIN_HINT}")
+    print("programs:")
+    for prog in ("scsynth", "sclang", "jackd"):
+        print(f"  {prog:<18} {shutil.which(prog) or 'not found'}")
+    print("backends:")
+    ok = True
+    for name in available_backends():
+        try:
+            backend = make_backend(name)
+            t = time.perf_counter()
+            for synth in available_synths():
+                spec = get_synth(synth)
+                audio = backend.render(spec, spec.defaults[None, :]).audio
+                if not np.isfinite(audio).all() or np.max(np.abs(audio)) == 0:
+                    raise SynthenvError(f"{synth}: test render is silent or not finite")
+            backend.close()
+            print(
+                f"  {name:<18} ok ({len(available_synths())} synths test-rendered in "
+                f"{(time.perf_counter() - t) * 1000:.0f} ms)"
+            )
+        except Exception as exc:  # report every backend, whatever fails
+            ok = False
+            print(f"  {name:<18} FAILED: {exc}")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from synthenv.backends import available_backends
+    from synthenv.synths import available_synths
+
+    parser = argparse.ArgumentParser(prog="synthenv", description="scsynth as a Gymnasium sound-matching environment")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "render",
+        help="render one sound to a WAV file",
+        description="Render one parameter set of a synth to a WAV file.",
+    )
+    p.add_argument("--synth", required=True, help=f"synth name ({', '.join(available_synths())})")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a parameter in physical units (repeatable); others take defaults",
+    )
+    p.add_argument("--backend", default="numpy", help=f"backend ({', '.join(available_backends())}; default numpy)")
+    p.add_argument("--sample-rate", type=int, default=22050, help="sample rate in Hz (default 22050)")
+    p.add_argument("--duration", type=float, default=1.0, help="duration in seconds (default 1.0)")
+    p.add_argument("--float", action="store_true", help="write 32-bit float samples instead of 16-bit PCM")
+    p.add_argument("-o", "--output", required=True, help="output WAV path")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser(
+        "synths",
+        help="list synths and their parameters",
+        description="List the registered synths with parameter ranges, defaults and units.",
+    )
+    p.add_argument("name", nargs="?", help="only this synth")
+    p.set_defaults(func=cmd_synths)
+
+    p = sub.add_parser(
+        "doctor",
+        help="show what is installed and which backends work",
+        description="Show installed packages and programs, and test-render every synth on every backend.",
+    )
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SynthenvError as exc:
+        print(f"synthenv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

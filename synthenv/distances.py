@@ -1,0 +1,119 @@
+"""The distance registry: one documented definition per distance.
+
+Every distance takes two :class:`~synthenv.features.Analysis` batches, ``ref`` (the target) and
+``est`` (the candidates), which broadcast against each other (``[1]`` vs ``[B]`` is the common
+case), and returns float32 ``[B]``. Both analyses are loudness-normalised by default (see
+:func:`synthenv.features.analyze`), so the distances compare timbre and envelope, not level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthenv.features import Analysis
+
+MULTISCALE_FFTS = (2048, 1024, 512, 256, 128, 64)
+LOG_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Distance:
+    name: str
+    fn: Callable[[Analysis, Analysis], np.ndarray]
+    unit: str
+    definition: str
+    symmetric: bool = True
+
+
+_DISTANCES: dict[str, Distance] = {}
+
+
+def register_distance(name: str, unit: str, definition: str, *, symmetric: bool = True):
+    """Decorator: register ``fn(ref, est) -> [B]`` under ``name`` with its one-line definition."""
+
+    def deco(fn: Callable[[Analysis, Analysis], np.ndarray]):
+        _DISTANCES[name] = Distance(name, fn, unit, definition, symmetric)
+        return fn
+
+    return deco
+
+
+def get_distance(name: str) -> Distance:
+    try:
+        return _DISTANCES[name]
+    except KeyError:
+        raise ValueError(f"unknown distance {name!r}; available: {', '.join(_DISTANCES)}") from None
+
+
+def available_distances() -> list[str]:
+    return list(_DISTANCES)
+
+
+def compute(name: str, ref: Analysis, est: Analysis) -> np.ndarray:
+    """Distance ``name`` between ``ref`` and ``est``: float32 ``[B]``."""
+    return np.asarray(get_distance(name).fn(ref, est), dtype=np.float32).reshape(-1)
+
+
+def compute_all(ref: Analysis, est: Analysis, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Several distances at once (all registered ones by default), sharing one analysis each."""
+    return {n: compute(n, ref, est) for n in (names or _DISTANCES)}
+
+
+def _mean_over(x: np.ndarray) -> np.ndarray:
+    return x.reshape(x.shape[0], -1).mean(axis=1)
+
+
+@register_distance("logmel_l1", "dB", "mean |logmel_ref - logmel_est| over frames and mel bands (64 bands, dB)")
+def logmel_l1(ref: Analysis, est: Analysis) -> np.ndarray:
+    return _mean_over(np.abs(ref.logmel - est.logmel))
+
+
+@register_distance("mfcc_l1", "", "mean |mfcc_ref - mfcc_est| over frames and the 13 MFCCs (c0 included)")
+def mfcc_l1(ref: Analysis, est: Analysis) -> np.ndarray:
+    return _mean_over(np.abs(ref.mfcc - est.mfcc))
+
+
+@register_distance(
+    "lsd", "dB", "log-spectral distance: mean over frames of sqrt(mean over bins of (P_ref dB - P_est dB)^2)"
+)
+def lsd(ref: Analysis, est: Analysis) -> np.ndarray:
+    diff = ref.power_db - est.power_db
+    return np.sqrt(np.mean(np.square(diff), axis=-1)).mean(axis=-1)
+
+
+@register_distance(
+    "spectral_convergence",
+    "",
+    "||S_ref - S_est||_F / ||S_ref||_F on magnitude spectrograms (relative to the target: not symmetric)",
+    symmetric=False,
+)
+def spectral_convergence(ref: Analysis, est: Analysis) -> np.ndarray:
+    r, e = ref.magnitude(), est.magnitude()
+    num = np.sqrt(np.sum(np.square(r - e), axis=(1, 2)))
+    den = np.sqrt(np.sum(np.square(r), axis=(1, 2)))
+    return num / np.maximum(den, 1e-12)
+
+
+@register_distance(
+    "multiscale",
+    "",
+    "mean over FFT sizes 2048..64 (hop n/4) of mean|S_ref - S_est| + mean|log(S_ref+1e-5) - log(S_est+1e-5)|",
+)
+def multiscale(ref: Analysis, est: Analysis) -> np.ndarray:
+    total = 0.0
+    for n_fft in MULTISCALE_FFTS:
+        r, e = ref.magnitude(n_fft), est.magnitude(n_fft)
+        lin = _mean_over(np.abs(r - e))
+        log = _mean_over(np.abs(np.log(r + LOG_EPS) - np.log(e + LOG_EPS)))
+        total = total + lin + log
+    return total / len(MULTISCALE_FFTS)
+
+
+def param_mae(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """Mean absolute error between normalised parameter vectors ``[..., P]`` (0 = identical, 1 = opposite
+    ends of every range): float32 ``[B]``."""
+    diff = np.abs(np.atleast_2d(np.asarray(ref, dtype=np.float64)) - np.atleast_2d(np.asarray(est, dtype=np.float64)))
+    return diff.mean(axis=-1).astype(np.float32)

@@ -1,0 +1,310 @@
+"""``SoundMatchEnv``: turn a synth's knobs until its sound matches a target.
+
+Observation (float32, ``Box``), in this order:
+
+=================  ==================================  =====================================
+slice              what                                range
+=================  ==================================  =====================================
+``[0, S)``         target summary features             ``[-10, 10]`` (see ``features``)
+``[S, 2S)``        current sound's summary features    ``[-10, 10]``
+``[2S, 2S + A)``   current searchable params, [0, 1]   ``[0, 1]``
+=================  ==================================  =====================================
+
+with ``S = 104`` (13 MFCCs x 8 time segments) and ``A`` the number of searchable parameters
+(every parameter of the synth, less ``freq`` when ``pitch="target"``).
+
+Action: ``Box(-1, 1, (A,))``. ``action_mode="delta"`` moves each normalised parameter by
+``action_scale * action``; ``"absolute"`` sets it to ``(action + 1) / 2``.
+
+Reward: the improvement in distance, relative to the episode's starting distance,
+``(d_{t-1} - d_t) / d_0``, so that an episode's return is the fraction of the initial distance
+that was removed; plus ``success_bonus`` on the step that reaches ``d_t < success_threshold``,
+which also terminates the episode. Episodes are truncated after ``max_steps`` steps.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from synthenv import distances
+from synthenv.backends import make_backend
+from synthenv.errors import SynthenvError
+from synthenv.features import SUMMARY_CLIP, Analysis, analyze, summary_size
+from synthenv.spec import pitch_to_param
+from synthenv.synths import get_synth
+from synthenv.targets import AudioTargets, Target
+
+#: Default success thresholds per reward distance, about a tenth of the mean distance between
+#: random patches of the built-in synths (fm/subtractive/additive log-mel L1: 20/25/10 dB).
+SUCCESS_THRESHOLDS = {
+    "logmel_l1": 2.0,
+    "mfcc_l1": 3.0,
+    "lsd": 2.0,
+    "spectral_convergence": 0.3,
+    "multiscale": 0.15,
+}
+
+
+class SoundMatchEnv(gym.Env):
+    """Sound matching on a synth rendered by a backend (see the module doc for spaces and reward).
+
+    Args:
+        synth: registered synth name ("fm", "subtractive", "additive", or your own).
+        backend: "numpy" (scsynth backends come as "nrt" and "live").
+        targets: "random" (random params of ``synth``, ground truth known), an audio file, a
+            directory of audio files, an array ``[N]``/``[K, N]`` at ``sample_rate``, or a list.
+        max_steps: steps before truncation.
+        action_mode: "delta" or "absolute".
+        action_scale: step size of a "delta" action in normalised units.
+        sample_rate, duration: of every sound (Hz, s).
+        pitch: "target" fixes ``freq`` from the target (its params, or its pyin estimate);
+            "search" lets the agent set it.
+        distance: the reward distance, a name from :mod:`synthenv.distances`.
+        success_threshold: terminate below this distance (default per distance).
+        success_bonus: reward added on success.
+        init: "default" starts every episode at the synth's default params, "random" at random ones.
+        features: "audio" (Python extractor on rendered audio).
+        metrics: compute every registered distance into ``info["metrics"]`` each step.
+        render_mode: None or "rgb_array" (target and current log-mel spectrograms).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        synth: str = "fm",
+        backend: str = "numpy",
+        targets: Any = "random",
+        max_steps: int = 50,
+        action_mode: str = "delta",
+        action_scale: float = 0.1,
+        sample_rate: int = 22050,
+        duration: float = 1.0,
+        pitch: str = "target",
+        distance: str = "logmel_l1",
+        success_threshold: float | None = None,
+        success_bonus: float = 1.0,
+        init: str = "default",
+        features: str = "audio",
+        metrics: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        self.synth = get_synth(synth)
+        _check_choice("action_mode", action_mode, ("delta", "absolute"))
+        _check_choice("pitch", pitch, ("target", "search"))
+        _check_choice("init", init, ("default", "random"))
+        _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        distances.get_distance(distance)
+        if not (isinstance(max_steps, int | np.integer) and max_steps >= 1):
+            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        if not (np.isfinite(action_scale) and 0 < action_scale <= 1):
+            raise ValueError(f"action_scale must be in (0, 1], got {action_scale!r}")
+        self.backend = make_backend(backend, sample_rate=sample_rate, duration=duration)
+        _check_choice("features", features, self.backend.feature_sources)
+        self.features = features
+        self.sample_rate = int(sample_rate)
+        self.duration = float(duration)
+        self.max_steps = int(max_steps)
+        self.action_mode = action_mode
+        self.action_scale = float(action_scale)
+        self.pitch = pitch
+        self.distance = distance
+        self.success_threshold = float(
+            SUCCESS_THRESHOLDS.get(distance, 0.0) if success_threshold is None else success_threshold
+        )
+        self.success_bonus = float(success_bonus)
+        self.init = init
+        self.metrics = bool(metrics)
+        self.render_mode = render_mode
+        self.targets = None if _is_random(targets) else AudioTargets(targets, self.sample_rate, self.duration)
+
+        spec = self.synth
+        self._fixed_freq = pitch == "target" and "freq" in spec.names
+        self.search_index = np.array(
+            [i for i, n in enumerate(spec.names) if not (self._fixed_freq and n == "freq")], dtype=np.int64
+        )
+        self.search_names = [spec.names[i] for i in self.search_index]
+        n_act = len(self.search_index)
+        s = summary_size()
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
+        low = np.concatenate([np.full(2 * s, -SUMMARY_CLIP), np.zeros(n_act)]).astype(np.float32)
+        high = np.concatenate([np.full(2 * s, SUMMARY_CLIP), np.ones(n_act)]).astype(np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+        self._x = spec.normalize(spec.defaults)  # current normalised params [P]
+        self._target: Target | None = None
+        self._target_an: Analysis | None = None
+        self._current_an: Analysis | None = None
+        self._d0 = self._d = 1.0
+        self._steps = 0
+
+    # -- gymnasium API --------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode on a new target.
+
+        ``options``: ``{"target_params": {name: value}}`` renders that target instead of a random
+        one; ``{"target_index": i}`` picks audio target ``i``.
+        """
+        super().reset(seed=seed)
+        options = options or {}
+        spec = self.synth
+        self._target = self._draw_target(options)
+        self._target_an = analyze(self._target.audio, self.sample_rate)
+        x = spec.normalize(spec.defaults) if self.init == "default" else self.np_random.random(spec.n_params)
+        if self._fixed_freq:
+            j = spec.index("freq")
+            x[j] = spec.normalize(self._target_freq_row())[j]
+        self._x = np.clip(x, 0.0, 1.0)
+        self._steps = 0
+        self._current_an = self._render_analyze(self._x)
+        self._d = self._d0 = float(distances.compute(self.distance, self._target_an, self._current_an)[0])
+        return self._observe(), self._info(success=False)
+
+    def step(self, action):
+        if self._target is None:
+            raise SynthenvError("call reset() before step()")
+        a = self._check_action(action)
+        x = self._x.copy()
+        if self.action_mode == "delta":
+            x[self.search_index] = np.clip(x[self.search_index] + self.action_scale * a, 0.0, 1.0)
+        else:
+            x[self.search_index] = (a + 1.0) / 2.0
+        self._x = x
+        self._steps += 1
+        self._current_an = self._render_analyze(x)
+        d = float(distances.compute(self.distance, self._target_an, self._current_an)[0])
+        reward = (self._d - d) / max(self._d0, 1e-6)
+        self._d = d
+        success = d < self.success_threshold
+        if success:
+            reward += self.success_bonus
+        truncated = (not success) and self._steps >= self.max_steps
+        return self._observe(), float(reward), bool(success), bool(truncated), self._info(success)
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        if self._target_an is None:
+            raise SynthenvError("call reset() before render()")
+        return spectrogram_image(self._target_an.logmel[0], self._current_an.logmel[0])
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- helpers --------------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, float]:
+        """Current params, physical units."""
+        return self.synth.to_dict(self.synth.denormalize(self._x))
+
+    @property
+    def target(self) -> Target | None:
+        return self._target
+
+    @property
+    def current_audio(self) -> np.ndarray:
+        """The current sound (loudness-normalised), float32 ``[N]``."""
+        return self._current_an.audio[0]
+
+    def _draw_target(self, options: dict) -> Target:
+        spec = self.synth
+        if "target_params" in options:
+            phys = spec.from_dicts(options["target_params"])[0]
+        elif self.targets is None:
+            phys = spec.denormalize(self.np_random.random(spec.n_params))
+        else:
+            i = options.get("target_index")
+            i = int(self.np_random.integers(len(self.targets))) if i is None else int(i)
+            if not 0 <= i < len(self.targets):
+                raise ValueError(f"target_index {i} out of range: there are {len(self.targets)} targets")
+            return self.targets.get(i)
+        audio = self.backend.render(spec, phys[None, :]).audio[0]
+        f0 = float(phys[spec.index("freq")]) if "freq" in spec.names else None
+        return Target(audio=audio, f0=f0, params=phys, description={"kind": "params", "params": spec.to_dict(phys)})
+
+    def _target_freq_row(self) -> np.ndarray:
+        spec = self.synth
+        row = spec.defaults.copy()
+        t = self._target
+        j = spec.index("freq")
+        row[j] = t.params[j] if t.params is not None else pitch_to_param(spec, t.f0 if t.f0 else float("nan"))
+        return row
+
+    def _render_analyze(self, x: np.ndarray) -> Analysis:
+        phys = self.synth.denormalize(x)[None, :]
+        audio = self.backend.render(self.synth, phys).audio
+        return analyze(audio, self.sample_rate)
+
+    def _check_action(self, action) -> np.ndarray:
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"action must be an array of {self.action_space.shape[0]} numbers, got {action!r}"
+            ) from None
+        if a.shape != self.action_space.shape:
+            raise ValueError(
+                f"action has shape {a.shape}, expected {self.action_space.shape} "
+                f"(one value in [-1, 1] per searchable parameter: {', '.join(self.search_names)})"
+            )
+        if not np.isfinite(a).all():
+            raise ValueError(f"action contains NaN or inf: {a}; the env state is unchanged")
+        return np.clip(a, -1.0, 1.0)
+
+    def _observe(self) -> np.ndarray:
+        obs = np.concatenate([self._target_an.summary[0], self._current_an.summary[0], self._x[self.search_index]])
+        return obs.astype(np.float32)
+
+    def _info(self, success: bool) -> dict:
+        info: dict[str, Any] = {
+            "distance": self._d,
+            "params": self.params,
+            "target": copy.deepcopy(self._target.description),
+            "success": success,
+            "step": self._steps,
+        }
+        if self.metrics:
+            m = {k: float(v[0]) for k, v in distances.compute_all(self._target_an, self._current_an).items()}
+            if self._target.params is not None:
+                m["param_mae"] = float(distances.param_mae(self.synth.normalize(self._target.params), self._x)[0])
+            info["metrics"] = m
+        return info
+
+
+def _is_random(targets: Any) -> bool:
+    return isinstance(targets, str) and targets == "random"
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+# -- rgb_array rendering --------------------------------------------------------------------------
+_CMAP_ANCHORS = np.array(  # a perceptually ordered dark-blue -> teal -> yellow map (viridis-like)
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32
+)
+
+
+def colorize(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map ``values`` to uint8 RGB ``[..., 3]`` between ``lo`` and ``hi``."""
+    t = np.clip((np.asarray(values, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0) * (len(_CMAP_ANCHORS) - 1)
+    i = np.minimum(t.astype(np.int64), len(_CMAP_ANCHORS) - 2)
+    f = (t - i)[..., None]
+    return (_CMAP_ANCHORS[i] * (1 - f) + _CMAP_ANCHORS[i + 1] * f).astype(np.uint8)
+
+
+def spectrogram_image(target_logmel: np.ndarray, current_logmel: np.ndarray, scale: int = 2) -> np.ndarray:
+    """Target (top) and current (bottom) log-mel ``[T, M]`` as one uint8 ``H x W x 3`` image, low
+    frequencies at the bottom of each panel, 60 dB of range below the louder one's peak."""
+    hi = float(max(target_logmel.max(), current_logmel.max()))
+    panels = [colorize(m.T[::-1], hi - 60.0, hi) for m in (target_logmel, current_logmel)]
+    sep = np.full((2, panels[0].shape[1], 3), 255, dtype=np.uint8)
+    img = np.concatenate([panels[0], sep, panels[1]], axis=0)
+    return np.ascontiguousarray(np.repeat(np.repeat(img, scale, axis=0), scale, axis=1))

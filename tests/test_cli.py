@@ -1,0 +1,56 @@
+import subprocess
+import sys
+
+import librosa
+import numpy as np
+import pytest
+import soundfile
+
+from synthenv.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "synthenv.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_render_subtractive_writes_1s_22050_wav_at_220_hz(tmp_path):
+    out = tmp_path / "x.wav"
+    r = run("render", "--synth", "subtractive", "--set", "freq=220", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    audio, sr = soundfile.read(out)
+    assert sr == 22050 and audio.shape == (22050,)
+    f0, voiced, _ = librosa.pyin(audio.astype(np.float32), fmin=60, fmax=1000, sr=sr)
+    assert np.nanmedian(f0[voiced]) == pytest.approx(220.0, rel=0.02)
+
+
+@pytest.mark.parametrize("args", [[], ["render"], ["synths"], ["doctor"]])
+def test_help_everywhere(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--help"])
+    assert e.value.code == 0
+    assert "usage: synthenv" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["render", "--synth", "moog", "-o", "x.wav"], "unknown synth 'moog'"),
+        (["render", "--synth", "fm", "--set", "freq", "-o", "x.wav"], "name=value"),
+        (["render", "--synth", "fm", "--set", "freq=99999", "-o", "x.wav"], "outside its range"),
+        (["render", "--synth", "fm", "--set", "cutoff=100", "-o", "x.wav"], "no parameter 'cutoff'"),
+        (["render", "--synth", "fm", "--backend", "vst", "-o", "x.wav"], "unknown backend"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_synths_and_doctor():
+    r = run("synths")
+    assert r.returncode == 0 and "subtractive" in r.stdout and "cutoff" in r.stdout
+    r = run("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "numpy" in r.stdout and "ok" in r.stdout

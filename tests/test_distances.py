@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from synthenv import distances, get_synth
+from synthenv.features import analyze
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def fm_batch():
+    spec = get_synth("fm")
+    x = np.random.default_rng(0).random((6, spec.n_params))
+    return spec, x, analyze(spec.surrogate(spec.denormalize(x), SR, SR), SR)
+
+
+@pytest.mark.parametrize("name", distances.available_distances())
+def test_zero_on_identical_input(name, fm_batch):
+    _, _, an = fm_batch
+    assert np.allclose(distances.compute(name, an, an), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [d for d in distances.available_distances() if distances.get_distance(d).symmetric])
+def test_symmetric(name, fm_batch):
+    _, _, an = fm_batch
+    a, b = an.take(slice(0, 3)), an.take(slice(3, 6))
+    np.testing.assert_allclose(distances.compute(name, a, b), distances.compute(name, b, a), rtol=1e-5)
+
+
+def test_every_distance_is_documented():
+    for name in distances.available_distances():
+        d = distances.get_distance(name)
+        assert len(d.definition) > 20, name
+    with pytest.raises(ValueError, match="unknown distance 'l2'.*logmel_l1"):
+        distances.get_distance("l2")
+
+
+@pytest.mark.parametrize("synth", ["fm", "subtractive", "additive"])
+@pytest.mark.parametrize("name", distances.available_distances())
+def test_distance_grows_as_params_move_away(synth, name):
+    """Averaged over random targets and directions, distance grows with the parameter offset."""
+    spec = get_synth(synth)
+    rng = np.random.default_rng(42)
+    keep = [j for j, n in enumerate(spec.names) if n != "freq"]
+    base = rng.uniform(0.2, 0.8, (24, spec.n_params))
+    direction = rng.normal(size=(24, spec.n_params))
+    direction[:, [j for j in range(spec.n_params) if j not in keep]] = 0
+    direction /= np.abs(direction).max(axis=1, keepdims=True)
+    ref = analyze(spec.surrogate(spec.denormalize(base), SR, SR), SR)
+    means = []
+    for step in (0.02, 0.1, 0.3):
+        moved = np.clip(base + step * direction, 0, 1)
+        est = analyze(spec.surrogate(spec.denormalize(moved), SR, SR), SR)
+        means.append(float(distances.compute(name, ref, est).mean()))
+    assert means[0] < means[1] < means[2], means
+
+
+def test_param_mae():
+    assert distances.param_mae(np.zeros(4), np.ones(4))[0] == pytest.approx(1.0)
+    assert distances.param_mae(np.full((2, 4), 0.5), np.full((2, 4), 0.25)).tolist() == [0.25, 0.25]

@@ -1,0 +1,175 @@
+"""SoundMatchEnv against gymnasium's and SB3's checkers, for every synth (in the manner of Minigrid)."""
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import synthenv
+from synthenv.env import SoundMatchEnv
+from synthenv.synths import available_synths
+
+SYNTHS = ["fm", "subtractive", "additive"]
+
+
+def test_builtin_synths_registered():
+    assert set(SYNTHS) <= set(available_synths())
+
+
+def test_registration_is_idempotent_and_module_prefixed():
+    n = len(gym.registry)
+    synthenv._register_envs()
+    assert len(gym.registry) == n
+    env = gym.make("synthenv:synthenv/SoundMatch-v0")
+    assert isinstance(env.unwrapped, SoundMatchEnv)
+    env.close()
+
+
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"])
+@pytest.mark.parametrize("synth", SYNTHS)
+def test_check_env_without_warnings(synth, render_mode):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(synthenv.ENV_ID, synth=synth, backend="numpy", render_mode=render_mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped, warn=True)
+    env.close()
+
+
+@pytest.mark.parametrize("synth", SYNTHS)
+def test_episode_runs_to_truncation(synth):
+    env = gym.make(synthenv.ENV_ID, synth=synth, max_steps=12, success_threshold=0.0)
+    obs, info = env.reset(seed=3)
+    assert env.observation_space.contains(obs)
+    steps, truncated, terminated = 0, False, False
+    while not (truncated or terminated):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs) and np.isfinite(reward)
+        steps += 1
+    assert truncated and not terminated and steps == 12
+    assert set(info) >= {"distance", "params", "target", "metrics", "success", "step"}
+    assert set(info["metrics"]) >= {"logmel_l1", "mfcc_l1", "lsd", "spectral_convergence", "multiscale", "param_mae"}
+    assert set(info["params"]) == set(synthenv.get_synth(synth).names)
+    env.close()
+
+
+def _rollout(env, seed, n=8):
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    out = [obs]
+    for _ in range(n):
+        obs, r, *_ = env.step(env.action_space.sample())
+        out.append(obs)
+        out.append(np.array([r]))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("synth", SYNTHS)
+def test_same_seed_same_rollout(synth):
+    a = _rollout(gym.make(synthenv.ENV_ID, synth=synth), seed=11)
+    b = _rollout(gym.make(synthenv.ENV_ID, synth=synth), seed=11)
+    c = _rollout(gym.make(synthenv.ENV_ID, synth=synth), seed=12)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_pickle_roundtrip_continues_identically():
+    env = SoundMatchEnv(synth="subtractive")
+    env.reset(seed=5)
+    env.step(env.action_space.sample())
+    clone = pickle.loads(pickle.dumps(env))
+    action = np.linspace(-1, 1, env.action_space.shape[0]).astype(np.float32)
+    a = env.step(action)
+    b = clone.step(action)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]
+
+
+def test_rgb_array_render():
+    env = gym.make(synthenv.ENV_ID, synth="fm", render_mode="rgb_array")
+    env.reset(seed=0)
+    img = env.render()
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    assert img.std() > 10  # not blank
+
+
+def test_reward_is_relative_improvement_and_success_terminates():
+    env = SoundMatchEnv(synth="fm", action_mode="absolute")
+    spec = env.synth
+    target = {"ratio": 2.0, "index": 3.0, "attack": 0.01, "decay": 0.5, "curve": -4.0, "freq": 330.0}
+    obs, info = env.reset(seed=0, options={"target_params": target})
+    d0 = info["distance"]
+    x = spec.normalize(spec.from_dicts(target)[0])[env.search_index]
+    obs, reward, terminated, truncated, info = env.step((2 * x - 1).astype(np.float32))
+    assert info["distance"] < 1e-3 and terminated and not truncated
+    assert reward == pytest.approx((d0 - info["distance"]) / d0 + env.success_bonus, rel=1e-5)
+    assert info["metrics"]["param_mae"] < 1e-6
+
+
+def test_pitch_target_fixes_freq_and_search_exposes_it():
+    fixed = SoundMatchEnv(synth="fm")
+    assert "freq" not in fixed.search_names and fixed.action_space.shape == (5,)
+    _, info = fixed.reset(seed=1)
+    assert info["params"]["freq"] == pytest.approx(info["target"]["params"]["freq"])
+    free = SoundMatchEnv(synth="fm", pitch="search")
+    assert free.search_names[0] == "freq" and free.action_space.shape == (6,)
+
+
+@pytest.mark.parametrize(
+    "action, match",
+    [
+        (np.full(5, np.nan, np.float32), "NaN"),
+        (np.zeros(3, np.float32), r"shape \(3,\), expected \(5,\)"),
+        ("left", "action"),
+    ],
+)
+def test_bad_actions_raise_and_lose_nothing(action, match):
+    env = SoundMatchEnv(synth="fm")
+    env.reset(seed=0)
+    before = env.params
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+    assert env.params == before
+    env.step(np.zeros(5, np.float32))  # still usable
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"synth": "moog"}, "unknown synth"),
+        ({"backend": "vst"}, "unknown backend 'vst'"),
+        ({"action_mode": "relative"}, "action_mode must be one of"),
+        ({"distance": "l2"}, "unknown distance"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"targets": "/no/such/file.wav"}, "not found"),
+        ({"render_mode": "human"}, "render_mode"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises((ValueError, KeyError, synthenv.SynthenvError), match=match):
+        SoundMatchEnv(**kwargs)
+
+
+def test_episode_against_a_recording(pluck_wav):
+    env = gym.make(synthenv.ENV_ID, synth="additive", targets=str(pluck_wav), max_steps=5)
+    obs, info = env.reset(seed=0)
+    assert info["target"]["kind"] == "file"
+    assert info["target"]["f0"] == pytest.approx(196.0, rel=0.02)
+    assert info["params"]["freq"] == pytest.approx(info["target"]["f0"])
+    assert "param_mae" not in info["metrics"]
+    done = False
+    while not done:
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        done = term or trunc
+    assert trunc
+
+
+def test_step_before_reset_is_a_clear_error():
+    with pytest.raises(synthenv.SynthenvError, match="reset"):
+        SoundMatchEnv().step(np.zeros(5, np.float32))

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import soundfile
+
+from synthenv import TargetError
+from synthenv.targets import AudioTargets, estimate_f0, load_audio, prepare_audio
+
+SR = 22050
+
+
+def test_wav_is_mixed_resampled_trimmed_and_pitch_tracked(pluck_wav):
+    audio = load_audio(pluck_wav, SR, 1.0)
+    assert audio.shape == (SR,) and audio.dtype == np.float32
+    assert np.abs(audio[:200]).max() > 0.05  # the 0.2 s of leading silence is gone
+    assert estimate_f0(audio, SR) == pytest.approx(196.0, rel=0.02)
+
+
+def test_short_audio_is_zero_padded():
+    audio = prepare_audio(np.ones(1000, np.float32) * 0.5, SR, SR, 1.0)
+    assert audio.shape == (SR,) and audio[999] == 0.5 and audio[-1] == 0.0
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TargetError, match="not found"):
+        load_audio(tmp_path / "nope.wav", SR, 1.0)
+    with pytest.raises(TargetError, match="not found"):
+        AudioTargets([tmp_path / "nope.wav"], SR, 1.0)
+
+
+def test_non_audio_file(tmp_path):
+    p = tmp_path / "notes.wav"
+    p.write_text("this is not audio\n" * 100)
+    with pytest.raises(TargetError, match="could not read .*notes.wav as audio"):
+        load_audio(p, SR, 1.0)
+
+
+def test_empty_silent_and_nan_files(tmp_path):
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, np.float32), SR)
+    with pytest.raises(TargetError, match="empty"):
+        load_audio(empty, SR, 1.0)
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(SR, np.float32), SR)
+    with pytest.raises(TargetError, match="silent"):
+        load_audio(silent, SR, 1.0)
+    nan = tmp_path / "nan.wav"
+    data = np.full(SR, 0.1, np.float32)
+    data[100] = np.nan
+    soundfile.write(nan, data, SR, subtype="FLOAT")
+    with pytest.raises(TargetError, match="NaN"):
+        load_audio(nan, SR, 1.0)
+
+
+def test_directory_and_arrays(tmp_path, pluck_wav):
+    (tmp_path / "readme.txt").write_text("ignored")
+    targets = AudioTargets(tmp_path, SR, 1.0)
+    assert len(targets) == 1 and targets.names() == [str(pluck_wav)]
+    t = targets.get(0)
+    assert t.f0 == pytest.approx(196.0, rel=0.02) and t.description["kind"] == "file"
+    arr = AudioTargets(np.stack([np.sin(2 * np.pi * 330 * np.arange(SR) / SR)] * 2).astype(np.float32), SR, 1.0)
+    assert len(arr) == 2 and arr.get(1).f0 == pytest.approx(330.0, rel=0.01)
+    with pytest.raises(TargetError, match="no audio files"):
+        AudioTargets(tmp_path / "sub" if (tmp_path / "sub").mkdir() is None else None, SR, 1.0)
+    with pytest.raises(TargetError, match="path or an array"):
+        AudioTargets([42], SR, 1.0)
