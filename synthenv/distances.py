@@ -26,16 +26,17 @@ class Distance:
     unit: str
     definition: str
     symmetric: bool = True
+    needs: str = "audio"  # "audio" (Python extractor) or "server" (scsynth analysis frames)
 
 
 _DISTANCES: dict[str, Distance] = {}
 
 
-def register_distance(name: str, unit: str, definition: str, *, symmetric: bool = True):
+def register_distance(name: str, unit: str, definition: str, *, symmetric: bool = True, needs: str = "audio"):
     """Decorator: register ``fn(ref, est) -> [B]`` under ``name`` with its one-line definition."""
 
     def deco(fn: Callable[[Analysis, Analysis], np.ndarray]):
-        _DISTANCES[name] = Distance(name, fn, unit, definition, symmetric)
+        _DISTANCES[name] = Distance(name, fn, unit, definition, symmetric, needs)
         return fn
 
     return deco
@@ -48,8 +49,9 @@ def get_distance(name: str) -> Distance:
         raise ValueError(f"unknown distance {name!r}; available: {', '.join(_DISTANCES)}") from None
 
 
-def available_distances() -> list[str]:
-    return list(_DISTANCES)
+def available_distances(needs: str | None = None) -> list[str]:
+    """Registered distance names; ``needs="audio"`` or ``"server"`` keeps those computed from that data."""
+    return [n for n, d in _DISTANCES.items() if needs is None or d.needs == needs]
 
 
 def compute(name: str, ref: Analysis, est: Analysis) -> np.ndarray:
@@ -58,8 +60,15 @@ def compute(name: str, ref: Analysis, est: Analysis) -> np.ndarray:
 
 
 def compute_all(ref: Analysis, est: Analysis, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Several distances at once (all registered ones by default), sharing one analysis each."""
-    return {n: compute(n, ref, est) for n in (names or _DISTANCES)}
+    """Several distances at once, sharing one analysis each. By default every registered distance
+    that both analyses have the data for (audio and/or server frames)."""
+    if names is None:
+        names = [n for n, d in _DISTANCES.items() if _has(ref, d.needs) and _has(est, d.needs)]
+    return {n: compute(n, ref, est) for n in names}
+
+
+def _has(an: Analysis, needs: str) -> bool:
+    return (an.audio if needs == "audio" else an.frames) is not None
 
 
 def _mean_over(x: np.ndarray) -> np.ndarray:
@@ -110,6 +119,19 @@ def multiscale(ref: Analysis, est: Analysis) -> np.ndarray:
         log = _mean_over(np.abs(np.log(r + LOG_EPS) - np.log(e + LOG_EPS)))
         total = total + lin + log
     return total / len(MULTISCALE_FFTS)
+
+
+@register_distance(
+    "server_l1",
+    "",
+    "mean |F_ref - F_est| over frames and the 16 scaled server features (scsynth MFCC, centroid, flatness, loudness)",
+    needs="server",
+)
+def server_l1(ref: Analysis, est: Analysis) -> np.ndarray:
+    if ref.frames is None or est.frames is None:
+        raise ValueError("server_l1 needs server features: use features='server' with the nrt or live backend")
+    t = min(ref.frames.shape[1], est.frames.shape[1])
+    return _mean_over(np.abs(ref.frames[:, :t] - est.frames[:, :t]))
 
 
 def param_mae(ref: np.ndarray, est: np.ndarray) -> np.ndarray:

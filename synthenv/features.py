@@ -15,6 +15,13 @@ Definitions (all at the env's sample rate):
 * MFCC: orthonormal DCT-II of the log-mel frames, first ``N_MFCC`` coefficients.
 * summary: the scaled MFCC frames averaged over ``N_SEGMENTS`` equal time segments, so it keeps
   both timbre and the envelope's shape; clipped to ``[-SUMMARY_CLIP, SUMMARY_CLIP]``.
+
+Server features are the frames of the analysis SynthDef (``sc/synthenv_analysis.scd``) that
+scsynth computes in the nrt and live backends: per FFT frame (1024, hop 512), SC's 13 ``MFCC``,
+``SpecCentroid``, ``SpecFlatness`` and ``Loudness``. :func:`scale_server_frames` brings them to
+comparable ranges; their summary is the same segment mean (:func:`segment_means`). Server
+features are not loudness-normalised (the server sees the synth's own level); audio-file targets
+are played to the server at ``TARGET_RMS``.
 """
 
 from __future__ import annotations
@@ -93,15 +100,31 @@ def power_to_db(power: np.ndarray) -> np.ndarray:
 class Analysis:
     """The analysis of a batch of sounds; representations are computed on first use and cached.
 
-    ``audio`` is the loudness-normalised float32 ``[B, N]`` that everything is computed from.
+    ``audio`` is the loudness-normalised float32 ``[B, N]`` that the Python features are computed
+    from (``None`` when only server features exist, as in the live backend); ``frames`` holds
+    scaled server-feature frames ``[B, T, 16]`` when the backend computed them. ``source`` picks
+    what :attr:`summary` is made of: ``"audio"`` or ``"server"``.
     """
 
-    audio: np.ndarray
+    audio: np.ndarray | None
     sample_rate: int
+    frames: np.ndarray | None = None
+    source: str = "audio"
     _cache: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.source not in ("audio", "server"):
+            raise ValueError(f"feature source must be 'audio' or 'server', got {self.source!r}")
+        if (self.audio if self.source == "audio" else self.frames) is None:
+            raise ValueError(f"an analysis with source={self.source!r} needs its {self.source} data")
+
     def __len__(self) -> int:
-        return self.audio.shape[0]
+        return (self.audio if self.audio is not None else self.frames).shape[0]
+
+    def _need_audio(self) -> np.ndarray:
+        if self.audio is None:
+            raise ValueError("this feature needs audio, and this analysis has server features only")
+        return self.audio
 
     def _cached(self, key, fn):
         if key not in self._cache:
@@ -111,7 +134,7 @@ class Analysis:
     def magnitude(self, n_fft: int = N_FFT, hop: int | None = None) -> np.ndarray:
         """Magnitude spectrogram ``[B, T, n_fft//2+1]`` (see :func:`stft_magnitude`)."""
         hop = hop or (HOP if n_fft == N_FFT else n_fft // 4)
-        return self._cached(("mag", n_fft, hop), lambda: stft_magnitude(self.audio, n_fft, hop))
+        return self._cached(("mag", n_fft, hop), lambda: stft_magnitude(self._need_audio(), n_fft, hop))
 
     @property
     def power(self) -> np.ndarray:
@@ -137,22 +160,38 @@ class Analysis:
 
     @property
     def summary(self) -> np.ndarray:
-        """Summary vector ``[B, N_SEGMENTS * N_MFCC]`` float32 (see the module doc)."""
+        """Summary vector float32 ``[B, summary_size(source)]`` (see the module doc)."""
+        if self.source == "server":
+            return self._cached("summary", lambda: server_summary(self.frames))
         return self._cached("summary", lambda: audio_summary(self.mfcc))
 
     def take(self, index: np.ndarray | int | slice) -> Analysis:
         """The analysis of a subset of the batch (cached arrays are sliced, not recomputed)."""
         idx = np.atleast_1d(np.arange(len(self))[index])
-        sub = Analysis(self.audio[idx], self.sample_rate)
+        sub = Analysis(
+            None if self.audio is None else self.audio[idx],
+            self.sample_rate,
+            None if self.frames is None else self.frames[idx],
+            self.source,
+        )
         for key, value in self._cache.items():
             sub._cache[key] = value[idx]
         return sub
 
 
-def analyze(audio: np.ndarray, sample_rate: int, *, normalize: bool = True) -> Analysis:
-    """Analyse ``[N]`` or ``[B, N]`` audio; loudness-normalised first unless ``normalize=False``."""
-    a = loudness_normalize(audio) if normalize else as_batch(audio)
-    return Analysis(a, int(sample_rate))
+def analyze(
+    audio: np.ndarray | None,
+    sample_rate: int,
+    *,
+    normalize: bool = True,
+    frames: np.ndarray | None = None,
+    source: str = "audio",
+) -> Analysis:
+    """Analyse ``[N]``/``[B, N]`` audio (loudness-normalised first unless ``normalize=False``) and/or
+    raw server frames ``[B, T, 16]`` (scaled here); ``source`` chooses what the summary uses."""
+    a = None if audio is None else (loudness_normalize(audio) if normalize else as_batch(audio))
+    f = None if frames is None else scale_server_frames(frames)
+    return Analysis(a, int(sample_rate), f, source)
 
 
 def segment_means(frames: np.ndarray, n_segments: int = N_SEGMENTS) -> np.ndarray:
@@ -178,6 +217,34 @@ def audio_summary(mfcc: np.ndarray) -> np.ndarray:
     return np.clip(segment_means(m), -SUMMARY_CLIP, SUMMARY_CLIP).astype(np.float32)
 
 
-def summary_size() -> int:
-    """Length of :attr:`Analysis.summary`."""
-    return N_SEGMENTS * N_MFCC
+def summary_size(source: str = "audio") -> int:
+    """Length of :attr:`Analysis.summary` for a feature source."""
+    return N_SEGMENTS * (N_SERVER_FEATURES if source == "server" else N_MFCC)
+
+
+# -- server features ------------------------------------------------------------------------------
+SERVER_FFT = 1024
+SERVER_HOP = 512
+SERVER_FEATURES = (*(f"mfcc{i}" for i in range(13)), "centroid", "flatness", "loudness")
+N_SERVER_FEATURES = len(SERVER_FEATURES)
+
+
+def server_n_frames(n_samples: int) -> int:
+    """How many analysis frames a sound of ``n_samples`` yields (one per ``SERVER_HOP``)."""
+    return n_samples // SERVER_HOP
+
+
+def scale_server_frames(raw: np.ndarray) -> np.ndarray:
+    """Raw analysis frames ``[B, T, 16]`` -> scaled float32: MFCCs as SC gives them (about [-1, 2]),
+    centroid as ``log2(Hz / 1000) / 2``, flatness as is (0..1), loudness in sones / 32."""
+    f = np.array(raw, dtype=np.float32)
+    if f.ndim != 3 or f.shape[2] != N_SERVER_FEATURES:
+        raise ValueError(f"server frames must be [B, T, {N_SERVER_FEATURES}], got shape {f.shape}")
+    f[..., 13] = np.log2(np.maximum(f[..., 13], 20.0) / 1000.0) / 2.0
+    f[..., 15] /= 32.0
+    return np.nan_to_num(f, nan=0.0, posinf=SUMMARY_CLIP, neginf=-SUMMARY_CLIP)
+
+
+def server_summary(frames: np.ndarray) -> np.ndarray:
+    """Scaled server frames ``[B, T, 16]`` -> summary ``[B, N_SEGMENTS * 16]``, clipped."""
+    return np.clip(segment_means(frames), -SUMMARY_CLIP, SUMMARY_CLIP).astype(np.float32)

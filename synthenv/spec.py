@@ -56,6 +56,11 @@ class Param:
 class SynthSpec:
     """A synth: its parameters, its SynthDef name and its numpy surrogate.
 
+    ``synthdef`` is the SynthDef's name (default ``synthenv_<name>``); its controls must be the
+    parameter names (plus ``out``, the output bus). ``synthdef_path`` points at the SynthDef of a
+    synth defined outside the package: a ``.scd`` file that evaluates to the SynthDef (compiled
+    with sclang on first use) or a compiled ``.scsyndef``. Built-in synths ship compiled.
+
     Arrays of parameters are ``[..., P]`` with columns in :attr:`params` order. "Physical" arrays
     hold values in the parameters' units; "normalised" arrays hold values in [0, 1].
     """
@@ -65,6 +70,7 @@ class SynthSpec:
     surrogate: Surrogate
     description: str = ""
     synthdef: str = ""
+    synthdef_path: str | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -39,7 +39,7 @@ class Backend(Protocol):
 
 
 def available_backends() -> list[str]:
-    return ["numpy"]
+    return ["numpy", "nrt"]
 
 
 def make_backend(name: str, *, sample_rate: int = 22050, duration: float = 1.0, **kwargs) -> Backend:
@@ -52,4 +52,8 @@ def make_backend(name: str, *, sample_rate: int = 22050, duration: float = 1.0, 
         from synthenv.backends.numpy_backend import NumpyBackend
 
         return NumpyBackend(sample_rate=int(sample_rate), duration=float(duration), **kwargs)
+    if name == "nrt":
+        from synthenv.backends.nrt import NrtBackend
+
+        return NrtBackend(sample_rate=int(sample_rate), duration=float(duration), **kwargs)
     raise BackendError(f"unknown backend {name!r}; available backends: {', '.join(available_backends())}")

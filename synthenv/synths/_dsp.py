@@ -48,7 +48,7 @@ def _envelope_kernel(levels: np.ndarray, times: np.ndarray, curves: np.ndarray, 
             i += 1
 
 
-def envelope(levels: np.ndarray, times: np.ndarray, curve: float | np.ndarray, n: int, sr: int) -> np.ndarray:
+def envelope(levels: np.ndarray, times: np.ndarray, curve: float | np.ndarray, n: int, sr: float) -> np.ndarray:
     """An ``EnvGen.ar`` of a timed ``Env(levels, times, curve)``: float64 ``[B, n]``.
 
     Segment ``s`` goes from ``levels[:, s]`` to ``levels[:, s+1]`` over ``times[:, s]`` seconds
@@ -59,7 +59,8 @@ def envelope(levels: np.ndarray, times: np.ndarray, curve: float | np.ndarray, n
         a + (b - a) * (1 - exp(c * x)) / (1 - exp(c))      (|c| >= 0.001; linear otherwise)
 
     After the last segment the envelope holds its last level (the synths free themselves there).
-    ``curve`` is a scalar, ``[B]`` or ``[B, S]``.
+    ``curve`` is a scalar, ``[B]`` or ``[B, S]``. For ``EnvGen.kr`` pass ``sr / BLOCK_SIZE`` and
+    the number of blocks: a control-rate EnvGen counts its segments in blocks.
     """
     levels = np.ascontiguousarray(levels, dtype=np.float64)
     times = np.ascontiguousarray(times, dtype=np.float64)
@@ -146,77 +147,133 @@ def perc_sine_bank(
     return out
 
 
-@numba.njit(cache=True)
-def _blit(theta: float, n2: int) -> float:
-    """Dirichlet kernel ``sin(n2·θ)/sin(θ)``, with its limit ``n2`` where ``|sin θ| < 0.0005``."""
-    d = math.sin(theta)
-    if abs(d) < 0.0005:
-        return float(n2)
-    return math.sin(n2 * theta) / d
+# scsynth's shared wavetables (SC_Wavetables): 8192-point sine and cosecant tables (+1 guard
+# point), float32; the cosecant is marked bad within 8 points of 0, π and 2π.
+SINE_SIZE = 8192
+_BAD = 1e20
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    i = np.arange(SINE_SIZE + 1)
+    sine = np.sin(i * 2.0 * np.pi / SINE_SIZE).astype(np.float32).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        csc = (1.0 / np.sin(i * 2.0 * np.pi / SINE_SIZE)).astype(np.float32).astype(np.float64)
+    for k in range(0, 9):
+        for j in (k, SINE_SIZE - k, SINE_SIZE // 2 - k, SINE_SIZE // 2 + k):
+            csc[j] = _BAD
+    return sine, csc
+
+
+SINE_TABLE, CSC_TABLE = _tables()
 
 
 @numba.njit(cache=True)
-def _saw_kernel(freq: np.ndarray, n: int, sr: float, out: np.ndarray) -> None:
+def _frac(phase: int) -> float:
+    return (phase & 0xFFFF) / 65536.0
+
+
+@numba.njit(cache=True)
+def _blit_table(phase: int, n2: int, limit: float, sine: np.ndarray, csc: np.ndarray) -> float:
+    """One band-limited impulse-train sample the way scsynth's Saw/Pulse compute it: the numerator
+    ``sin(n2·θ)`` and the denominator ``1/sin θ`` (or ``sin θ`` near its zeros) looked up with linear
+    interpolation in 8192-point tables, the phase a 32-bit integer (2^29 per 2π of the table).
+    Returns ``numer/denom``, or ``limit`` (``2N+1``, the kernel's value at θ = 0) where ``|sin θ| < 0.0005``."""
+    idx = (phase >> 16) & (SINE_SIZE - 1)
+    t0 = csc[idx]
+    t1 = csc[idx + 1]
+    rphase = (phase * n2) & 0xFFFFFFFF
+    ridx = (rphase >> 16) & (SINE_SIZE - 1)
+    rf = _frac(rphase)
+    numer = sine[ridx] + rf * (sine[ridx + 1] - sine[ridx])
+    f = _frac(phase)
+    if t0 == _BAD or t1 == _BAD:
+        s0 = sine[idx]
+        s1 = sine[idx + 1]
+        denom = s0 + (s1 - s0) * f
+        if abs(denom) < 0.0005:
+            return limit
+        return numer / denom
+    return numer * (t0 + (t1 - t0) * f)
+
+
+@numba.njit(cache=True)
+def _saw_kernel(freq: np.ndarray, n: int, sr: float, sine: np.ndarray, csc: np.ndarray, out: np.ndarray) -> None:
+    cpstoinc = SINE_SIZE * (1.0 / sr) * 65536.0 * 0.5
     for b in range(freq.shape[0]):
-        f = freq[b]
+        f = np.float32(freq[b])
         harmonics = max(1, int(sr * 0.5 / f))
         scale = 0.5 / harmonics
         n2 = 2 * harmonics + 1
-        dtheta = math.pi * f / sr
+        inc = int(cpstoinc * f)
+        phase = 0
         y1 = -0.46
         for i in range(n):
-            theta = (i * dtheta) % math.pi
-            y1 = (_blit(theta, n2) - 1.0) * scale + 0.999 * y1
+            y1 = (_blit_table(phase, n2, n2, sine, csc) - 1.0) * scale + 0.999 * y1
             out[b, i] = y1
+            phase = (phase + inc) & 0xFFFFFFFF
 
 
 def saw(freq: np.ndarray, n: int, sr: int) -> np.ndarray:
     """scsynth's ``Saw.ar(freq)`` for a constant ``freq[B]``: float64 ``[B, n]``.
 
-    Saw (OscUGens.cpp) is not an ideal 1/k series: it integrates a band-limited impulse train with
-    a leaky integrator. With ``N = int(sr/2/f)`` harmonics and the half-angle phase ``θ = π·f·n/sr``::
+    Saw (OscUGens.cpp) is not an ideal 1/k series: it leaky-integrates a band-limited impulse train.
+    With ``N = int(sr/2/f)`` harmonics and the half-angle phase ``θ = π·f·n/sr``::
 
-        x[n] = (sin((2N+1)θ)/sin θ - 1) · 0.5/N        (= (1/N)·Σ_{k=1..N} cos(2kθ))
+        x[n] = (sin((2N+1)θ)/sin θ - 1) · 0.5/N        (= (1/N)·Σ_{k=1..N} cos(2kθ); 1 where sin θ ≈ 0)
         y[n] = x[n] + 0.999 · y[n-1],  y[-1] = -0.46
 
     which makes the wave descending, about half the amplitude of a ±1 saw, and lifts the top
-    harmonics (a discrete integrator's gain ``1/(2 sin(kθ₁))`` instead of ``1/(kω)``).
+    harmonics. The table lookups are reproduced (:func:`_blit_table`): their interpolation error,
+    integrated, is part of scsynth's low-frequency noise floor.
     """
-    freq = np.ascontiguousarray(np.broadcast_to(np.asarray(freq, dtype=np.float64), (len(freq),)))
+    freq = np.ascontiguousarray(np.asarray(freq, dtype=np.float64).reshape(-1))
     out = np.empty((freq.shape[0], n), dtype=np.float64)
-    _saw_kernel(freq, n, float(sr), out)
+    _saw_kernel(freq, n, float(sr), SINE_TABLE, CSC_TABLE, out)
     return out
 
 
 @numba.njit(cache=True)
-def _pulse_kernel(freq: np.ndarray, width: np.ndarray, n: int, sr: float, block: int, out: np.ndarray) -> None:
+def _pulse_kernel(
+    freq: np.ndarray, width: np.ndarray, n: int, sr: float, block: int, sine: np.ndarray, csc: np.ndarray,
+    out: np.ndarray,
+) -> None:  # fmt: skip
+    cpstoinc = SINE_SIZE * (1.0 / sr) * 65536.0 * 0.5
     for b in range(freq.shape[0]):
-        f = freq[b]
+        f = np.float32(freq[b])
         harmonics = max(1, int(sr * 0.5 / f))
         scale = 0.5 / harmonics
+        rscale = 1.0 / scale + 1.0
         n2 = 2 * harmonics + 1
-        dtheta = math.pi * f / sr
-        offset = width[b] * math.pi
+        inc = int(cpstoinc * f)
+        target = int(np.float32(width[b]) * (1 << 28))
+        slope = int(target * (1.0 / block))  # the width offset ramps from 0 over the first block
+        phase = 0
+        offset = 0
         y1 = 0.0
         for i in range(n):
-            theta = (i * dtheta) % math.pi
-            # the phase offset starts at 0 and ramps to width over the first control block
-            off = offset * min(i, block) / block
-            y1 = (_blit(theta, n2) - _blit((theta + off) % math.pi, n2)) * scale + 0.999 * y1
+            pul1 = _blit_table(phase, n2, rscale, sine, csc)
+            pul2 = _blit_table((phase + offset) & 0xFFFFFFFF, n2, rscale, sine, csc)
+            y1 = (pul1 - pul2) * scale + 0.999 * y1
             out[b, i] = y1
+            phase = (phase + inc) & 0xFFFFFFFF
+            if i < block:
+                offset = offset + slope
+                if i == block - 1:
+                    offset = target
 
 
 def pulse(freq: np.ndarray, width: np.ndarray, n: int, sr: int, block: int = BLOCK_SIZE) -> np.ndarray:
     """scsynth's ``Pulse.ar(freq, width)`` for constant ``freq[B]``, ``width[B]``: float64 ``[B, n]``.
 
     Pulse (OscUGens.cpp) is the difference of two band-limited impulse trains (as in :func:`saw`),
-    the second delayed by ``width`` of a period, leaky-integrated (``0.999``, ``y[-1] = 0``). Its
-    width offset starts at 0 and ramps to ``width`` over the first control block.
+    the second delayed by ``width`` of a period, scaled by ``0.5/N`` and leaky-integrated
+    (``0.999``, ``y[-1] = 0``). Its width offset starts at 0 and ramps to ``width`` over the first
+    control block.
     """
     freq = np.ascontiguousarray(np.asarray(freq, dtype=np.float64).reshape(-1))
     width = np.ascontiguousarray(np.broadcast_to(np.asarray(width, dtype=np.float64), freq.shape))
     out = np.empty((freq.shape[0], n), dtype=np.float64)
-    _pulse_kernel(freq, width, n, float(sr), block, out)
+    _pulse_kernel(freq, width, n, float(sr), block, SINE_TABLE, CSC_TABLE, out)
     return out
 
 

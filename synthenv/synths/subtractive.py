@@ -38,21 +38,24 @@ PARAMS = (
 )
 
 
-def adsr(params: np.ndarray, sr: int, n: int) -> np.ndarray:
-    """The timed ADSR of this synth, float64 ``[B, n]``."""
+def adsr_segments(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Levels ``[B, 5]`` and times ``[B, 4]`` of this synth's timed ADSR."""
     attack, decay, sustain, hold, release = (params[:, j : j + 1] for j in (6, 7, 8, 9, 10))
-    batch = params.shape[0]
-    levels = np.hstack([np.zeros((batch, 1)), np.ones((batch, 1)), sustain, sustain, np.zeros((batch, 1))])
+    zeros, ones = np.zeros_like(sustain), np.ones_like(sustain)
+    levels = np.hstack([zeros, ones, sustain, sustain, zeros])
     times = np.hstack([attack, decay, np.maximum(hold - attack - decay, 0.0), release])
-    return _dsp.envelope(levels, times, CURVE, n, sr)
+    return levels, times
 
 
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     """Numpy surrogate: float64 ``[B, P]`` physical params -> float32 ``[B, n]``."""
     freq, mix, width, cutoff, rq, fenv = (params[:, j] for j in range(6))
     osc = (1.0 - mix[:, None]) * _dsp.saw(freq, n, sr) + mix[:, None] * _dsp.pulse(freq, width, n, sr)
-    env = adsr(params, sr, n)
-    fenv_kr = _dsp.control_rate(env)
+    levels, times = adsr_segments(params)
+    env = _dsp.envelope(levels, times, CURVE, n, sr)
+    # EnvGen.kr: the same envelope, one value per control block, its segments counted in blocks
+    n_blocks = -(-n // _dsp.BLOCK_SIZE)
+    fenv_kr = _dsp.envelope(levels, times, CURVE, n_blocks, sr / _dsp.BLOCK_SIZE)
     cut = np.clip(cutoff[:, None] * np.exp2(fenv[:, None] * fenv_kr), 20.0, sr * 0.45)
     out = _dsp.rlpf(osc, cut, rq, sr) * env * GAIN
     return out.astype(np.float32)
