@@ -81,6 +81,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print("programs:")
     for prog in ("scsynth", "sclang", "jackd"):
         print(f"  {prog:<18} {shutil.which(prog) or 'not found'}")
+    try:
+        from synthenv.supercollider import scsynth_version
+
+        print(f"  scsynth version    {scsynth_version()}")
+    except SynthenvError as exc:
+        print(f"  scsynth version    unavailable: {exc}")
     print("backends:")
     ok = True
     for name in available_backends():
@@ -101,6 +107,27 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             ok = False
             print(f"  {name:<18} FAILED: {exc}")
     return 0 if ok else 1
+
+
+def default_sc_dir() -> Path | None:
+    """The checkout's ``sc/`` folder, when synthenv runs from a source checkout."""
+    sc = Path(__file__).resolve().parent.parent / "sc"
+    return sc if sc.is_dir() else None
+
+
+def cmd_build_synthdefs(args: argparse.Namespace) -> int:
+    from synthenv.supercollider import PACKAGE_SYNTHDEFS, build_synthdefs
+
+    source = Path(args.source) if args.source else default_sc_dir()
+    if source is None:
+        raise SynthenvError("no sc/ folder next to the package: pass --source DIR_OR_FILE.scd")
+    files = sorted(source.glob("*.scd")) if source.is_dir() else [source]
+    if not files:
+        raise SynthenvError(f"no .scd files in {source}")
+    out = Path(args.output) if args.output else PACKAGE_SYNTHDEFS
+    for path in build_synthdefs(files, out):
+        print(f"wrote {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show installed packages and programs, and test-render every synth on every backend.",
     )
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "build-synthdefs",
+        help="compile the SynthDefs in sc/ with sclang",
+        description="Compile SuperCollider SynthDef sources (.scd, each evaluating to one SynthDef) with headless "
+        "sclang into .scsyndef files; by default sc/*.scd into the package's synthdefs folder.",
+    )
+    p.add_argument("--source", help="a .scd file or a folder of them (default: the checkout's sc/)")
+    p.add_argument("-o", "--output", help="output folder (default: synthenv/synthdefs inside the package)")
+    p.set_defaults(func=cmd_build_synthdefs)
     return parser
 
 

@@ -47,6 +47,7 @@ SUCCESS_THRESHOLDS = {
     "lsd": 2.0,
     "spectral_convergence": 0.3,
     "multiscale": 0.15,
+    "server_l1": 0.03,
 }
 
 
@@ -64,11 +65,13 @@ class SoundMatchEnv(gym.Env):
         sample_rate, duration: of every sound (Hz, s).
         pitch: "target" fixes ``freq`` from the target (its params, or its pyin estimate);
             "search" lets the agent set it.
-        distance: the reward distance, a name from :mod:`synthenv.distances`.
+        distance: the reward distance, a name from :mod:`synthenv.distances` (default
+            ``"logmel_l1"`` with audio features, ``"server_l1"`` with server features).
         success_threshold: terminate below this distance (default per distance).
         success_bonus: reward added on success.
         init: "default" starts every episode at the synth's default params, "random" at random ones.
-        features: "audio" (Python extractor on rendered audio).
+        features: "audio" (the Python extractor on rendered audio: numpy, nrt) or "server"
+            (scsynth's analysis SynthDef: nrt, live). Target and candidate always use the same one.
         metrics: compute every registered distance into ``info["metrics"]`` each step.
         render_mode: None or "rgb_array" (target and current log-mel spectrograms).
     """
@@ -86,7 +89,7 @@ class SoundMatchEnv(gym.Env):
         sample_rate: int = 22050,
         duration: float = 1.0,
         pitch: str = "target",
-        distance: str = "logmel_l1",
+        distance: str | None = None,
         success_threshold: float | None = None,
         success_bonus: float = 1.0,
         init: str = "default",
@@ -99,13 +102,20 @@ class SoundMatchEnv(gym.Env):
         _check_choice("pitch", pitch, ("target", "search"))
         _check_choice("init", init, ("default", "random"))
         _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
-        distances.get_distance(distance)
+        _check_choice("features", features, ("audio", "server"))
+        distance = distance or ("server_l1" if features == "server" else "logmel_l1")
+        needs = distances.get_distance(distance).needs
+        if needs != features:
+            raise ValueError(
+                f"distance {distance!r} needs {needs} features, but features={features!r};"
+                f" choose one of {', '.join(distances.available_distances(features))}"
+            )
         if not (isinstance(max_steps, int | np.integer) and max_steps >= 1):
             raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
         if not (np.isfinite(action_scale) and 0 < action_scale <= 1):
             raise ValueError(f"action_scale must be in (0, 1], got {action_scale!r}")
-        self.backend = make_backend(backend, sample_rate=sample_rate, duration=duration)
-        _check_choice("features", features, self.backend.feature_sources)
+        extra = {"server_features": True} if features == "server" else {}
+        self.backend = make_backend(backend, sample_rate=sample_rate, duration=duration, **extra)
         self.features = features
         self.sample_rate = int(sample_rate)
         self.duration = float(duration)
@@ -130,7 +140,7 @@ class SoundMatchEnv(gym.Env):
         )
         self.search_names = [spec.names[i] for i in self.search_index]
         n_act = len(self.search_index)
-        s = summary_size()
+        s = summary_size(features)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
         low = np.concatenate([np.full(2 * s, -SUMMARY_CLIP), np.zeros(n_act)]).astype(np.float32)
         high = np.concatenate([np.full(2 * s, SUMMARY_CLIP), np.ones(n_act)]).astype(np.float32)
@@ -154,7 +164,9 @@ class SoundMatchEnv(gym.Env):
         options = options or {}
         spec = self.synth
         self._target = self._draw_target(options)
-        self._target_an = analyze(self._target.audio, self.sample_rate)
+        self._target_an = analyze(
+            self._target.audio, self.sample_rate, frames=self._target.frames, source=self.features
+        )
         x = spec.normalize(spec.defaults) if self.init == "default" else self.np_random.random(spec.n_params)
         if self._fixed_freq:
             j = spec.index("freq")
@@ -192,7 +204,9 @@ class SoundMatchEnv(gym.Env):
             return None
         if self._target_an is None:
             raise SynthenvError("call reset() before render()")
-        return spectrogram_image(self._target_an.logmel[0], self._current_an.logmel[0])
+        if self.features == "audio":
+            return spectrogram_image(self._target_an.logmel[0], self._current_an.logmel[0])
+        return spectrogram_image(self._target_an.frames[0], self._current_an.frames[0], span=3.0)
 
     def close(self) -> None:
         self.backend.close()
@@ -208,9 +222,9 @@ class SoundMatchEnv(gym.Env):
         return self._target
 
     @property
-    def current_audio(self) -> np.ndarray:
-        """The current sound (loudness-normalised), float32 ``[N]``."""
-        return self._current_an.audio[0]
+    def current_audio(self) -> np.ndarray | None:
+        """The current sound (loudness-normalised), float32 ``[N]``; None if the backend returns no audio."""
+        return None if self._current_an.audio is None else self._current_an.audio[0]
 
     def _draw_target(self, options: dict) -> Target:
         spec = self.synth
@@ -223,10 +237,19 @@ class SoundMatchEnv(gym.Env):
             i = int(self.np_random.integers(len(self.targets))) if i is None else int(i)
             if not 0 <= i < len(self.targets):
                 raise ValueError(f"target_index {i} out of range: there are {len(self.targets)} targets")
-            return self.targets.get(i)
-        audio = self.backend.render(spec, phys[None, :]).audio[0]
+            target = self.targets.get(i)
+            if self.features == "server" and target.frames is None:  # played through the analysis once
+                target.frames = self.backend.analyze_audio(target.audio[None, :])
+            return target
+        rendered = self.backend.render(spec, phys[None, :])
         f0 = float(phys[spec.index("freq")]) if "freq" in spec.names else None
-        return Target(audio=audio, f0=f0, params=phys, description={"kind": "params", "params": spec.to_dict(phys)})
+        return Target(
+            audio=None if rendered.audio is None else rendered.audio[0],
+            frames=rendered.frames,
+            f0=f0,
+            params=phys,
+            description={"kind": "params", "params": spec.to_dict(phys)},
+        )
 
     def _target_freq_row(self) -> np.ndarray:
         spec = self.synth
@@ -238,8 +261,8 @@ class SoundMatchEnv(gym.Env):
 
     def _render_analyze(self, x: np.ndarray) -> Analysis:
         phys = self.synth.denormalize(x)[None, :]
-        audio = self.backend.render(self.synth, phys).audio
-        return analyze(audio, self.sample_rate)
+        rendered = self.backend.render(self.synth, phys)
+        return analyze(rendered.audio, self.sample_rate, frames=rendered.frames, source=self.features)
 
     def _check_action(self, action) -> np.ndarray:
         try:
@@ -300,11 +323,12 @@ def colorize(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (_CMAP_ANCHORS[i] * (1 - f) + _CMAP_ANCHORS[i + 1] * f).astype(np.uint8)
 
 
-def spectrogram_image(target_logmel: np.ndarray, current_logmel: np.ndarray, scale: int = 2) -> np.ndarray:
-    """Target (top) and current (bottom) log-mel ``[T, M]`` as one uint8 ``H x W x 3`` image, low
-    frequencies at the bottom of each panel, 60 dB of range below the louder one's peak."""
-    hi = float(max(target_logmel.max(), current_logmel.max()))
-    panels = [colorize(m.T[::-1], hi - 60.0, hi) for m in (target_logmel, current_logmel)]
+def spectrogram_image(target: np.ndarray, current: np.ndarray, scale: int = 2, span: float = 60.0) -> np.ndarray:
+    """Target (top) and current (bottom) frames ``[T, F]`` (log-mel in dB, or server features) as one
+    uint8 ``H x W x 3`` image, low bands at the bottom of each panel, ``span`` of range below the
+    louder one's peak."""
+    hi = float(max(target.max(), current.max()))
+    panels = [colorize(m.T[::-1], hi - span, hi) for m in (target, current)]
     sep = np.full((2, panels[0].shape[1], 3), 255, dtype=np.uint8)
     img = np.concatenate([panels[0], sep, panels[1]], axis=0)
     return np.ascontiguousarray(np.repeat(np.repeat(img, scale, axis=0), scale, axis=1))

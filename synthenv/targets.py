@@ -24,12 +24,14 @@ F0_RANGE = (40.0, 2000.0)
 
 @dataclass
 class Target:
-    """A target sound: float32 audio ``[N]`` at the env's rate, and what is known about it."""
+    """A target sound: float32 audio ``[N]`` at the env's rate (None when a backend gave only server
+    features), and what is known about it."""
 
-    audio: np.ndarray
+    audio: np.ndarray | None
     f0: float | None
     description: dict = field(default_factory=dict)
     params: np.ndarray | None = None  # physical [P] when the target was rendered from known params
+    frames: np.ndarray | None = None  # raw server-feature frames [1, T, 16], when the backend made them
 
 
 def prepare_audio(

@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import librosa
+from conftest import needs_scsynth
 import numpy as np
 import pytest
 import soundfile
@@ -23,7 +24,7 @@ def test_render_subtractive_writes_1s_22050_wav_at_220_hz(tmp_path):
     assert np.nanmedian(f0[voiced]) == pytest.approx(220.0, rel=0.02)
 
 
-@pytest.mark.parametrize("args", [[], ["render"], ["synths"], ["doctor"]])
+@pytest.mark.parametrize("args", [[], ["render"], ["synths"], ["doctor"], ["build-synthdefs"]])
 def test_help_everywhere(args, capsys):
     with pytest.raises(SystemExit) as e:
         main([*args, "--help"])
@@ -54,3 +55,22 @@ def test_synths_and_doctor():
     r = run("doctor")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "numpy" in r.stdout and "ok" in r.stdout
+
+
+@needs_scsynth
+def test_render_through_scsynth_nrt(tmp_path):
+    out = tmp_path / "x.wav"
+    r = run("render", "--backend", "nrt", "--synth", "fm", "--set", "freq=440", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    audio, sr = soundfile.read(out)
+    assert sr == 22050 and audio.shape == (22050,)
+    spec = np.abs(np.fft.rfft(audio * np.hanning(audio.size)))
+    assert np.argmax(spec) * sr / audio.size == pytest.approx(440.0, abs=2.0)
+
+
+@needs_scsynth
+def test_doctor_reports_scsynth():
+    r = run("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "scsynth 3." in r.stdout
+    assert any(line.split()[:2] == ["nrt", "ok"] for line in r.stdout.splitlines())

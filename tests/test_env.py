@@ -149,6 +149,9 @@ def test_bad_actions_raise_and_lose_nothing(action, match):
         ({"max_steps": 0}, "max_steps"),
         ({"targets": "/no/such/file.wav"}, "not found"),
         ({"render_mode": "human"}, "render_mode"),
+        ({"features": "server"}, "numpy backend has no server features"),
+        ({"features": "mfcc"}, "features must be one of"),
+        ({"distance": "server_l1"}, "needs server features"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from synthenv import get_synth, render
-from synthenv.synths import _dsp
+from synthenv.synths import dsp
 
 SR = 22050
 
@@ -74,7 +74,7 @@ def test_saw_follows_scsynth_algorithm_not_an_ideal_series():
     """SC's Saw descends, is about half amplitude and its top harmonics stand above 1/k."""
     n = SR
     f = 441.0
-    s = _dsp.saw(np.array([f]), n, SR)[0]
+    s = dsp.saw(np.array([f]), n, SR)[0]
     s = s[2000:]
     spec = np.abs(np.fft.rfft(s * np.hanning(s.size))) / (np.hanning(s.size).sum() / 2)
     hz = np.fft.rfftfreq(s.size, 1 / SR)
@@ -88,17 +88,17 @@ def test_saw_follows_scsynth_algorithm_not_an_ideal_series():
 
 def test_rlpf_has_unity_dc_gain_and_resonates_at_cutoff():
     n = 8192
-    dc = _dsp.rlpf(np.ones((1, n)), np.full((1, n // 64), 1000.0), np.array([0.5]), SR)[0]
+    dc = dsp.rlpf(np.ones((1, n)), np.full((1, n // 64), 1000.0), np.array([0.5]), SR)[0]
     assert dc[-1] == pytest.approx(1.0, abs=1e-6)
     impulse = np.zeros((1, n))
     impulse[0, 0] = 1.0
-    resp = _dsp.rlpf(impulse, np.full((1, n // 64), 2000.0), np.array([0.1]), SR)[0]
+    resp = dsp.rlpf(impulse, np.full((1, n // 64), 2000.0), np.array([0.1]), SR)[0]
     spec = np.abs(np.fft.rfft(resp))
     assert np.argmax(spec) * SR / n == pytest.approx(2000.0, rel=0.03)
 
 
 def test_envelope_curve_formula_and_shape():
-    env = _dsp.envelope(np.array([[0.0, 1.0, 0.0]]), np.array([[0.01, 0.1]]), -4.0, 4000, SR)[0]
+    env = dsp.envelope(np.array([[0.0, 1.0, 0.0]]), np.array([[0.01, 0.1]]), -4.0, 4000, SR)[0]
     att = int(0.01 * SR)
     x = np.arange(1, att + 1) / att
     np.testing.assert_allclose(env[:att], (1 - np.exp(-4 * x)) / (1 - np.exp(-4)), atol=1e-9)
@@ -109,7 +109,7 @@ def test_envelope_curve_formula_and_shape():
 
 def test_pulse_width_changes_harmonics():
     f = 441.0
-    square = _dsp.pulse(np.array([f]), np.array([0.5]), SR, SR)[0][2000:]
+    square = dsp.pulse(np.array([f]), np.array([0.5]), SR, SR)[0][2000:]
     spec = np.abs(np.fft.rfft(square * np.hanning(square.size)))
     hz = np.fft.rfftfreq(square.size, 1 / SR)
     h = [spec[np.argmin(np.abs(hz - k * f))] for k in (1, 2, 3)]

@@ -182,10 +182,10 @@ class NrtBackend:
                 audio = self._read(out_path, n_out, n, "audio")
             frames = None
             if self.server_features or frames_only:
+                rows = self.n_frames + 2
                 frames = np.stack(
-                    [self._read(tmp / f"frames{i}.wav", N_SERVER_FEATURES, self.n_frames + 2, "frames")[:, : self.n_frames].T
-                     for i in range(n_out)]
-                )  # fmt: skip
+                    [self._read(tmp / f"frames{i}.wav", N_SERVER_FEATURES, rows, "frames").T for i in range(n_out)]
+                )[:, : self.n_frames]
             return audio, frames
 
     def _read(self, path: Path, channels: int, min_frames: int, what: str) -> np.ndarray:

@@ -15,7 +15,11 @@ class NumpyBackend:
     name = "numpy"
     feature_sources = ("audio",)
 
-    def __init__(self, sample_rate: int = 22050, duration: float = 1.0) -> None:
+    def __init__(self, sample_rate: int = 22050, duration: float = 1.0, server_features: bool = False) -> None:
+        if server_features:
+            raise BackendError(
+                "the numpy backend has no server features: use features='audio', or backend='nrt' for scsynth's"
+            )
         self.sample_rate = sample_rate
         self.duration = duration
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from synthenv.spec import Param, SynthSpec
-from synthenv.synths import _dsp
+from synthenv.synths import dsp
 
 N_PARTIALS = 8
 GAIN = 0.1
@@ -43,7 +43,7 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     k = np.arange(1, N_PARTIALS + 1, dtype=np.float64)[None, :]
     freqs = freq * k * np.sqrt(1.0 + inharm * k**2)
     amps = amps * (freqs < sr * 0.5)
-    out = _dsp.perc_sine_bank(freqs, amps, attack, decay / (1.0 + damp * (k - 1.0)), CURVE, n, sr)
+    out = dsp.perc_sine_bank(freqs, amps, attack, decay / (1.0 + damp * (k - 1.0)), CURVE, n, sr)
     return (out * GAIN).astype(np.float32)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from synthenv.spec import Param, SynthSpec
-from synthenv.synths import _dsp
+from synthenv.synths import dsp
 
 GAIN = 0.3
 
@@ -33,10 +33,10 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     freq, ratio, index, attack, decay, curve = (params[:, j : j + 1] for j in range(6))
     fmod = freq * ratio
     # modulator: SinOsc at a constant frequency; carrier: SinOsc with an audio-rate frequency
-    mod = _dsp.sine_const(fmod[:, 0], n, sr) * (fmod * index)
-    carrier = np.sin(_dsp.sine_phase(freq + mod, sr))
+    mod = dsp.sine_const(fmod[:, 0], n, sr) * (fmod * index)
+    carrier = np.sin(dsp.sine_phase(freq + mod, sr))
     batch = params.shape[0]
-    env = _dsp.envelope(
+    env = dsp.envelope(
         levels=np.tile([0.0, 1.0, 0.0], (batch, 1)),
         times=np.hstack([attack, decay]),
         curve=curve[:, 0],

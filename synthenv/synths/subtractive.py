@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from synthenv.spec import Param, SynthSpec
-from synthenv.synths import _dsp
+from synthenv.synths import dsp
 
 GAIN = 0.5
 CURVE = -4.0
@@ -50,14 +50,14 @@ def adsr_segments(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     """Numpy surrogate: float64 ``[B, P]`` physical params -> float32 ``[B, n]``."""
     freq, mix, width, cutoff, rq, fenv = (params[:, j] for j in range(6))
-    osc = (1.0 - mix[:, None]) * _dsp.saw(freq, n, sr) + mix[:, None] * _dsp.pulse(freq, width, n, sr)
+    osc = (1.0 - mix[:, None]) * dsp.saw(freq, n, sr) + mix[:, None] * dsp.pulse(freq, width, n, sr)
     levels, times = adsr_segments(params)
-    env = _dsp.envelope(levels, times, CURVE, n, sr)
+    env = dsp.envelope(levels, times, CURVE, n, sr)
     # EnvGen.kr: the same envelope, one value per control block, its segments counted in blocks
-    n_blocks = -(-n // _dsp.BLOCK_SIZE)
-    fenv_kr = _dsp.envelope(levels, times, CURVE, n_blocks, sr / _dsp.BLOCK_SIZE)
+    n_blocks = -(-n // dsp.BLOCK_SIZE)
+    fenv_kr = dsp.envelope(levels, times, CURVE, n_blocks, sr / dsp.BLOCK_SIZE)
     cut = np.clip(cutoff[:, None] * np.exp2(fenv[:, None] * fenv_kr), 20.0, sr * 0.45)
-    out = _dsp.rlpf(osc, cut, rq, sr) * env * GAIN
+    out = dsp.rlpf(osc, cut, rq, sr) * env * GAIN
     return out.astype(np.float32)
 
 
