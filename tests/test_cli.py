@@ -2,10 +2,10 @@ import subprocess
 import sys
 
 import librosa
-from conftest import needs_scsynth
 import numpy as np
 import pytest
 import soundfile
+from conftest import needs_scsynth
 
 from synthenv.cli import main
 
