@@ -32,7 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from synthenv import distances
-from synthenv.backends import make_backend
+from synthenv.backends import DEFAULT_FEATURES, make_backend
 from synthenv.errors import SynthenvError
 from synthenv.features import SUMMARY_CLIP, Analysis, analyze, summary_size
 from synthenv.spec import pitch_to_param
@@ -71,7 +71,10 @@ class SoundMatchEnv(gym.Env):
         success_bonus: reward added on success.
         init: "default" starts every episode at the synth's default params, "random" at random ones.
         features: "audio" (the Python extractor on rendered audio: numpy, nrt) or "server"
-            (scsynth's analysis SynthDef: nrt, live). Target and candidate always use the same one.
+            (scsynth's analysis SynthDef: nrt, live); default "audio", "server" for live. Target and
+            candidate always use the same one.
+        backend_options: extra keyword arguments for the backend (e.g. ``{"server": "127.0.0.1:57110"}``
+            or ``{"restart": True}`` for live, ``{"processes": 1}`` for nrt).
         metrics: compute every registered distance into ``info["metrics"]`` each step.
         render_mode: None or "rgb_array" (target and current log-mel spectrograms).
     """
@@ -93,15 +96,19 @@ class SoundMatchEnv(gym.Env):
         success_threshold: float | None = None,
         success_bonus: float = 1.0,
         init: str = "default",
-        features: str = "audio",
+        features: str | None = None,
         metrics: bool = True,
         render_mode: str | None = None,
+        backend_options: dict | None = None,
     ) -> None:
         self.synth = get_synth(synth)
         _check_choice("action_mode", action_mode, ("delta", "absolute"))
         _check_choice("pitch", pitch, ("target", "search"))
         _check_choice("init", init, ("default", "random"))
         _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        if not isinstance(backend, str) or backend not in DEFAULT_FEATURES:
+            raise ValueError(f"unknown backend {backend!r}; available backends: {', '.join(DEFAULT_FEATURES)}")
+        features = features or DEFAULT_FEATURES[backend]
         _check_choice("features", features, ("audio", "server"))
         distance = distance or ("server_l1" if features == "server" else "logmel_l1")
         needs = distances.get_distance(distance).needs
@@ -114,7 +121,9 @@ class SoundMatchEnv(gym.Env):
             raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
         if not (np.isfinite(action_scale) and 0 < action_scale <= 1):
             raise ValueError(f"action_scale must be in (0, 1], got {action_scale!r}")
-        extra = {"server_features": True} if features == "server" else {}
+        extra = dict(backend_options or {})
+        if features == "server":
+            extra["server_features"] = True
         self.backend = make_backend(backend, sample_rate=sample_rate, duration=duration, **extra)
         self.features = features
         self.sample_rate = int(sample_rate)

@@ -22,6 +22,7 @@ from synthenv.spec import SynthSpec
 
 PACKAGE_SYNTHDEFS = Path(__file__).parent / "synthdefs"
 ANALYSIS_SYNTHDEF = "synthenv_analysis"
+PLAYER_SYNTHDEF = "synthenv_player"
 SCLANG_TIMEOUT = 120.0
 
 

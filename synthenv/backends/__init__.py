@@ -39,11 +39,15 @@ class Backend(Protocol):
 
 
 def available_backends() -> list[str]:
-    return ["numpy", "nrt"]
+    return ["numpy", "nrt", "live"]
+
+
+#: the feature source each backend gives by default ("audio": Python extractor, "server": scsynth's)
+DEFAULT_FEATURES = {"numpy": "audio", "nrt": "audio", "live": "server"}
 
 
 def make_backend(name: str, *, sample_rate: int = 22050, duration: float = 1.0, **kwargs) -> Backend:
-    """Make a backend by name."""
+    """Make a backend by name; ``kwargs`` go to its constructor (e.g. ``server_features=True``)."""
     if not isinstance(sample_rate, int | np.integer) or not 8000 <= sample_rate <= 192000:
         raise BackendError(f"sample_rate must be an integer between 8000 and 192000 Hz, got {sample_rate!r}")
     if not (isinstance(duration, int | float) and np.isfinite(duration) and 0.05 <= duration <= 60):
@@ -56,4 +60,8 @@ def make_backend(name: str, *, sample_rate: int = 22050, duration: float = 1.0, 
         from synthenv.backends.nrt import NrtBackend
 
         return NrtBackend(sample_rate=int(sample_rate), duration=float(duration), **kwargs)
+    if name == "live":
+        from synthenv.backends.live import LiveBackend
+
+        return LiveBackend(sample_rate=int(sample_rate), duration=float(duration), **kwargs)
     raise BackendError(f"unknown backend {name!r}; available backends: {', '.join(available_backends())}")

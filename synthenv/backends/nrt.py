@@ -182,10 +182,12 @@ class NrtBackend:
                 audio = self._read(out_path, n_out, n, "audio")
             frames = None
             if self.server_features or frames_only:
+                # row 0 holds what BufWr wrote before the first FFT frame (PulseCount counts the FFT's
+                # start); the frames SendReply reports in the live backend are rows 1 .. n_frames
                 rows = self.n_frames + 2
                 frames = np.stack(
                     [self._read(tmp / f"frames{i}.wav", N_SERVER_FEATURES, rows, "frames").T for i in range(n_out)]
-                )[:, : self.n_frames]
+                )[:, 1 : 1 + self.n_frames]
             return audio, frames
 
     def _read(self, path: Path, channels: int, min_frames: int, what: str) -> np.ndarray:
