@@ -36,5 +36,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned (train extra) so that no other requirement pulls a different build
 .venv/bin/python -m pip install -q -e ".[train,dev]"
-.venv/bin/synthenv doctor
+.venv/bin/synthenv doctor || echo "setup.sh: some backends do not work here (see above); the others do"
 echo "setup.sh: done. Activate with: source .venv/bin/activate"

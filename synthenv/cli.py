@@ -69,7 +69,7 @@ TRAIN_HINT = "not installed (pip install 'synthenv[train]')"
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     import synthenv
-    from synthenv.backends import available_backends, make_backend
+    from synthenv.backends import DEFAULT_FEATURES, available_backends, make_backend
     from synthenv.synths import available_synths, get_synth
 
     print(f"synthenv {synthenv.__version__} on Python {sys.version.split()[0]}")
@@ -91,22 +91,47 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     ok = True
     for name in available_backends():
         try:
-            backend = make_backend(name)
+            server = DEFAULT_FEATURES[name] == "server"
+            backend = make_backend(name, duration=0.5, **({"server_features": True} if server else {}))
             t = time.perf_counter()
-            for synth in available_synths():
-                spec = get_synth(synth)
-                audio = backend.render(spec, spec.defaults[None, :]).audio
-                if not np.isfinite(audio).all() or np.max(np.abs(audio)) == 0:
-                    raise SynthenvError(f"{synth}: test render is silent or not finite")
-            backend.close()
+            try:
+                for synth in available_synths():
+                    spec = get_synth(synth)
+                    r = backend.render(spec, spec.defaults[None, :])
+                    out = r.frames if server else r.audio
+                    if not np.isfinite(out).all() or np.max(np.abs(out)) == 0:
+                        raise SynthenvError(f"{synth}: test render is silent or not finite")
+            finally:
+                backend.close()
+            what = "server features" if server else "audio"
             print(
-                f"  {name:<18} ok ({len(available_synths())} synths test-rendered in "
+                f"  {name:<18} ok ({len(available_synths())} synths test-rendered, {what}, in "
                 f"{(time.perf_counter() - t) * 1000:.0f} ms)"
             )
         except Exception as exc:  # report every backend, whatever fails
             ok = False
             print(f"  {name:<18} FAILED: {exc}")
     return 0 if ok else 1
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    import json
+
+    from synthenv.play import play
+
+    params: dict[str, float] = {}
+    if args.params:
+        p = Path(args.params)
+        if not p.is_file():
+            raise SynthenvError(f"params file not found: {p}")
+        try:
+            params.update(json.loads(p.read_text()))
+        except json.JSONDecodeError as exc:
+            raise SynthenvError(f"{p} is not JSON ({exc}); expected an object name -> value") from None
+    params.update(_parse_set(args.set or []))
+    play(args.synth, params, target=args.target, server=args.server, jack=args.jack, duration=args.duration,
+         repeat=args.repeat)  # fmt: skip
+    return 0
 
 
 def default_sc_dir() -> Path | None:
@@ -170,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show installed packages and programs, and test-render every synth on every backend.",
     )
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "play",
+        help="hear a target and a synth patch on a live scsynth",
+        description="Play a target recording (optional), then a synth patch, on a real-time scsynth: through "
+        "your running JACK server (your sound card), or on a scsynth you run (--server).",
+    )
+    p.add_argument("--synth", required=True, help=f"synth name ({', '.join(available_synths())})")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter value (repeatable)")
+    p.add_argument("--params", help="a JSON file name -> value (as written by synthenv match)")
+    p.add_argument("--target", help="an audio file to play first")
+    p.add_argument("--server", help="HOST:PORT of a running scsynth (default: boot one)")
+    p.add_argument("--jack", default="auto", choices=["auto", "dummy", "system"],
+                   help="auto: use a running JACK server, else a silent dummy one (default)")  # fmt: skip
+    p.add_argument("--duration", type=float, default=1.0, help="seconds per sound (default 1.0)")
+    p.add_argument("--repeat", type=int, default=1, help="play the pair this many times")
+    p.set_defaults(func=cmd_play)
 
     p = sub.add_parser(
         "build-synthdefs",

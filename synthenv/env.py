@@ -34,7 +34,7 @@ from gymnasium import spaces
 from synthenv import distances
 from synthenv.backends import DEFAULT_FEATURES, make_backend
 from synthenv.errors import SynthenvError
-from synthenv.features import SUMMARY_CLIP, Analysis, analyze, summary_size
+from synthenv.features import N_SEGMENTS, SUMMARY_CLIP, Analysis, analyze, server_n_frames, summary_size
 from synthenv.spec import pitch_to_param
 from synthenv.synths import get_synth
 from synthenv.targets import AudioTargets, Target
@@ -126,6 +126,12 @@ class SoundMatchEnv(gym.Env):
             extra["server_features"] = True
         self.backend = make_backend(backend, sample_rate=sample_rate, duration=duration, **extra)
         self.features = features
+        if features == "server" and server_n_frames(self.backend.n_samples) < N_SEGMENTS:
+            self.backend.close()
+            raise ValueError(
+                f"duration {duration} s is too short for server features: they need at least "
+                f"{N_SEGMENTS * 512 / sample_rate:.3f} s ({N_SEGMENTS} analysis frames of 512 samples)"
+            )
         self.sample_rate = int(sample_rate)
         self.duration = float(duration)
         self.max_steps = int(max_steps)

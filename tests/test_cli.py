@@ -24,7 +24,7 @@ def test_render_subtractive_writes_1s_22050_wav_at_220_hz(tmp_path):
     assert np.nanmedian(f0[voiced]) == pytest.approx(220.0, rel=0.02)
 
 
-@pytest.mark.parametrize("args", [[], ["render"], ["synths"], ["doctor"], ["build-synthdefs"]])
+@pytest.mark.parametrize("args", [[], ["render"], ["synths"], ["doctor"], ["build-synthdefs"], ["play"]])
 def test_help_everywhere(args, capsys):
     with pytest.raises(SystemExit) as e:
         main([*args, "--help"])
@@ -74,3 +74,17 @@ def test_doctor_reports_scsynth():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "scsynth 3." in r.stdout
     assert any(line.split()[:2] == ["nrt", "ok"] for line in r.stdout.splitlines())
+
+
+@needs_scsynth
+def test_play_a_target_and_a_patch_on_a_live_server(tmp_path):
+    target = tmp_path / "t.wav"
+    soundfile.write(target, 0.3 * np.sin(2 * np.pi * 220 * np.arange(11025) / 22050), 22050)
+    params = tmp_path / "p.json"
+    params.write_text('{"freq": 330, "index": 2}')
+    r = run("play", "--synth", "fm", "--params", str(params), "--set", "ratio=2", "--target", str(target),
+            "--duration", "0.3", "--jack", "dummy")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "target:" in r.stdout and "freq=330, ratio=2, index=2" in r.stdout
+    r = run("play", "--synth", "fm", "--params", str(tmp_path / "none.json"))
+    assert r.returncode == 2 and "params file not found" in r.stderr

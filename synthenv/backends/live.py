@@ -165,6 +165,7 @@ class LiveServer:
         self._replies: deque[tuple[str, list]] = deque(maxlen=1000)
         self._frames: dict[int, list[list[float]]] = defaultdict(list)
         self._failures: deque[str] = deque(maxlen=50)
+        self.frames_received = 0  # every /synthenv/frame that arrived (the soak benchmark counts them)
         self._closed = False
         self._receiver = threading.Thread(target=self._receive, daemon=True, name="synthenv-osc-receiver")
         self._receiver.start()
@@ -275,6 +276,7 @@ class LiveServer:
                 for address, params in msgs:
                     if address == FRAME_ADDRESS and len(params) >= 2 + N_SERVER_FEATURES:
                         self._frames[int(params[0])].append(params[2 : 2 + N_SERVER_FEATURES])
+                        self.frames_received += 1
                     elif address == "/fail":
                         self._failures.append(" ".join(map(str, params)))
                     else:
