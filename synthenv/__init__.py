@@ -20,7 +20,11 @@ ENV_ID = "synthenv/SoundMatch-v0"
 
 def _register_envs() -> None:
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="synthenv.env:SoundMatchEnv")
+        gym.register(
+            id=ENV_ID,
+            entry_point="synthenv.env:SoundMatchEnv",
+            vector_entry_point="synthenv.vector:SoundMatchVectorEnv",
+        )
 
 
 _register_envs()

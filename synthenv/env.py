@@ -25,6 +25,7 @@ which also terminates the episode. Episodes are truncated after ``max_steps`` st
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -161,12 +162,7 @@ class SoundMatchEnv(gym.Env):
         high = np.concatenate([np.full(2 * s, SUMMARY_CLIP), np.ones(n_act)]).astype(np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
 
-        self._x = spec.normalize(spec.defaults)  # current normalised params [P]
-        self._target: Target | None = None
-        self._target_an: Analysis | None = None
-        self._current_an: Analysis | None = None
-        self._d0 = self._d = 1.0
-        self._steps = 0
+        self._ep: Episodes | None = None
 
     # -- gymnasium API --------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -176,143 +172,190 @@ class SoundMatchEnv(gym.Env):
         one; ``{"target_index": i}`` picks audio target ``i``.
         """
         super().reset(seed=seed)
-        options = options or {}
-        spec = self.synth
-        self._target = self._draw_target(options)
-        self._target_an = analyze(
-            self._target.audio, self.sample_rate, frames=self._target.frames, source=self.features
-        )
-        x = spec.normalize(spec.defaults) if self.init == "default" else self.np_random.random(spec.n_params)
-        if self._fixed_freq:
-            j = spec.index("freq")
-            x[j] = spec.normalize(self._target_freq_row())[j]
-        self._x = np.clip(x, 0.0, 1.0)
-        self._steps = 0
-        self._current_an = self._render_analyze(self._x)
-        self._d = self._d0 = float(distances.compute(self.distance, self._target_an, self._current_an)[0])
-        return self._observe(), self._info(success=False)
+        self._ep = self.begin_episodes([self.np_random], [options or {}])
+        return self.observe(self._ep)[0], self.infos(self._ep)[0]
 
     def step(self, action):
-        if self._target is None:
+        if self._ep is None:
             raise SynthenvError("call reset() before step()")
-        a = self._check_action(action)
-        x = self._x.copy()
-        if self.action_mode == "delta":
-            x[self.search_index] = np.clip(x[self.search_index] + self.action_scale * a, 0.0, 1.0)
-        else:
-            x[self.search_index] = (a + 1.0) / 2.0
-        self._x = x
-        self._steps += 1
-        self._current_an = self._render_analyze(x)
-        d = float(distances.compute(self.distance, self._target_an, self._current_an)[0])
-        reward = (self._d - d) / max(self._d0, 1e-6)
-        self._d = d
-        success = d < self.success_threshold
-        if success:
-            reward += self.success_bonus
-        truncated = (not success) and self._steps >= self.max_steps
-        return self._observe(), float(reward), bool(success), bool(truncated), self._info(success)
+        a = self.check_actions(action, batched=False)
+        obs, reward, terminated, truncated = self.advance(self._ep, a[None, :])
+        info = self.infos(self._ep)[0]
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
             return None
-        if self._target_an is None:
+        if self._ep is None:
             raise SynthenvError("call reset() before render()")
-        if self.features == "audio":
-            return spectrogram_image(self._target_an.logmel[0], self._current_an.logmel[0])
-        return spectrogram_image(self._target_an.frames[0], self._current_an.frames[0], span=3.0)
+        return self.render_image(self._ep, 0)
 
     def close(self) -> None:
         self.backend.close()
 
-    # -- helpers --------------------------------------------------------------------------------
+    # -- views of the single episode ------------------------------------------------------------
     @property
     def params(self) -> dict[str, float]:
         """Current params, physical units."""
-        return self.synth.to_dict(self.synth.denormalize(self._x))
+        return self.synth.to_dict(self.synth.denormalize(self._ep.x[0]))
 
     @property
     def target(self) -> Target | None:
-        return self._target
+        return None if self._ep is None else self._ep.targets[0]
 
     @property
     def current_audio(self) -> np.ndarray | None:
         """The current sound (loudness-normalised), float32 ``[N]``; None if the backend returns no audio."""
-        return None if self._current_an.audio is None else self._current_an.audio[0]
+        audio = self._ep.current.audio
+        return None if audio is None else audio[0]
 
-    def _draw_target(self, options: dict) -> Target:
+    # -- batched episode logic, shared with the vector env (synthenv.vector) ---------------------
+    def begin_episodes(self, rngs: list[np.random.Generator], options: list[dict]) -> Episodes:
+        """Start ``len(rngs)`` episodes: draw each target with its own RNG, render every random
+        target and every starting sound in one backend call."""
         spec = self.synth
-        if "target_params" in options:
-            phys = spec.from_dicts(options["target_params"])[0]
-        elif self.targets is None:
-            phys = spec.denormalize(self.np_random.random(spec.n_params))
+        b = len(rngs)
+        drawn = [self._draw_target(rng, opt) for rng, opt in zip(rngs, options, strict=True)]
+        x = np.empty((b, spec.n_params))
+        for i, (rng, (target, phys)) in enumerate(zip(rngs, drawn, strict=True)):
+            x[i] = spec.normalize(spec.defaults) if self.init == "default" else rng.random(spec.n_params)
+            if self._fixed_freq:  # the pitch comes from the target: its params, or its pyin estimate
+                row = spec.defaults.copy()
+                j = spec.index("freq")
+                row[j] = phys[j] if phys is not None else pitch_to_param(spec, target.f0 or float("nan"))
+                x[i, j] = spec.normalize(row)[j]
+        x = np.clip(x, 0.0, 1.0)
+        to_render = [i for i, (_, phys) in enumerate(drawn) if phys is not None]
+        target_rows = np.array([drawn[i][1] for i in to_render]).reshape(-1, spec.n_params)
+        rendered = self.backend.render(spec, np.concatenate([spec.denormalize(x), target_rows]))
+        targets = []
+        for i, (target, phys) in enumerate(drawn):
+            if phys is not None:
+                k = b + to_render.index(i)
+                target = Target(
+                    audio=None if rendered.audio is None else rendered.audio[k],
+                    frames=None if rendered.frames is None else rendered.frames[k : k + 1],
+                    f0=float(phys[spec.index("freq")]) if "freq" in spec.names else None,
+                    params=phys,
+                    description={"kind": "params", "params": spec.to_dict(phys)},
+                )
+            targets.append(target)
+        missing = [t for t in targets if self.features == "server" and t.frames is None]
+        if missing:  # audio-file targets: played through the server's analysis once, then cached
+            frames = self.backend.analyze_audio(np.stack([t.audio for t in missing]))
+            for t, f in zip(missing, frames, strict=True):
+                t.frames = f[None]
+        target_an = analyze(
+            None if any(t.audio is None for t in targets) else np.stack([t.audio for t in targets]),
+            self.sample_rate,
+            frames=None if self.features == "audio" else np.concatenate([t.frames for t in targets]),
+            source=self.features,
+        )
+        current = self._analyze(rendered, slice(0, b))
+        d = distances.compute(self.distance, target_an, current).astype(np.float64)
+        return Episodes(targets, target_an, x, current, d.copy(), d, np.zeros(b, np.int64), np.zeros(b, bool))
+
+    def advance(self, ep: Episodes, actions: np.ndarray):
+        """Apply checked actions ``[B, A]``, render all candidates in one backend call, update ``ep``.
+        Returns observations ``[B, D]``, rewards, terminated and truncated ``[B]``."""
+        x = ep.x.copy()
+        cols = self.search_index
+        if self.action_mode == "delta":
+            x[:, cols] = np.clip(x[:, cols] + self.action_scale * actions, 0.0, 1.0)
         else:
-            i = options.get("target_index")
-            i = int(self.np_random.integers(len(self.targets))) if i is None else int(i)
-            if not 0 <= i < len(self.targets):
-                raise ValueError(f"target_index {i} out of range: there are {len(self.targets)} targets")
-            target = self.targets.get(i)
-            if self.features == "server" and target.frames is None:  # played through the analysis once
-                target.frames = self.backend.analyze_audio(target.audio[None, :])
-            return target
-        rendered = self.backend.render(spec, phys[None, :])
-        f0 = float(phys[spec.index("freq")]) if "freq" in spec.names else None
-        return Target(
-            audio=None if rendered.audio is None else rendered.audio[0],
-            frames=rendered.frames,
-            f0=f0,
-            params=phys,
-            description={"kind": "params", "params": spec.to_dict(phys)},
+            x[:, cols] = (actions + 1.0) / 2.0
+        ep.current = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
+        d = distances.compute(self.distance, ep.target, ep.current).astype(np.float64)
+        reward = (ep.d - d) / np.maximum(ep.d0, 1e-6)
+        ep.success = d < self.success_threshold
+        reward = reward + self.success_bonus * ep.success
+        ep.x, ep.d = x, d
+        ep.steps = ep.steps + 1
+        truncated = ~ep.success & (ep.steps >= self.max_steps)
+        return self.observe(ep), reward.astype(np.float64), ep.success.copy(), truncated
+
+    def observe(self, ep: Episodes) -> np.ndarray:
+        """Observations ``[B, D]`` float32 (layout in the module doc)."""
+        return np.concatenate([ep.target.summary, ep.current.summary, ep.x[:, self.search_index]], axis=1).astype(
+            np.float32
         )
 
-    def _target_freq_row(self) -> np.ndarray:
-        spec = self.synth
-        row = spec.defaults.copy()
-        t = self._target
-        j = spec.index("freq")
-        row[j] = t.params[j] if t.params is not None else pitch_to_param(spec, t.f0 if t.f0 else float("nan"))
-        return row
+    def infos(self, ep: Episodes, rows: range | list[int] | None = None) -> list[dict]:
+        """One info dict per episode (see the class doc)."""
+        rows = range(len(ep.x)) if rows is None else rows
+        metrics = distances.compute_all(ep.target, ep.current) if self.metrics else {}
+        out = []
+        for i in rows:
+            t = ep.targets[i]
+            info: dict[str, Any] = {
+                "distance": float(ep.d[i]),
+                "params": self.synth.to_dict(self.synth.denormalize(ep.x[i])),
+                "target": copy.deepcopy(t.description),
+                "success": bool(ep.success[i]),
+                "step": int(ep.steps[i]),
+            }
+            if self.metrics:
+                m = {k: float(v[i]) for k, v in metrics.items()}
+                if t.params is not None:
+                    m["param_mae"] = float(distances.param_mae(self.synth.normalize(t.params), ep.x[i])[0])
+                info["metrics"] = m
+            out.append(info)
+        return out
 
-    def _render_analyze(self, x: np.ndarray) -> Analysis:
-        phys = self.synth.denormalize(x)[None, :]
-        rendered = self.backend.render(self.synth, phys)
-        return analyze(rendered.audio, self.sample_rate, frames=rendered.frames, source=self.features)
+    def render_image(self, ep: Episodes, i: int) -> np.ndarray:
+        if self.features == "audio":
+            return spectrogram_image(ep.target.logmel[i], ep.current.logmel[i])
+        return spectrogram_image(ep.target.frames[i], ep.current.frames[i], span=3.0)
 
-    def _check_action(self, action) -> np.ndarray:
+    def check_actions(self, action, batched: bool, n: int | None = None) -> np.ndarray:
+        """Validate an action (``[A]``, or ``[n, A]`` when batched): float64, clipped to [-1, 1]."""
+        expected = (n, *self.action_space.shape) if batched else self.action_space.shape
         try:
             a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError):
+            raise ValueError(f"action must be an array of shape {expected}, got {action!r}") from None
+        if a.shape != expected:
             raise ValueError(
-                f"action must be an array of {self.action_space.shape[0]} numbers, got {action!r}"
-            ) from None
-        if a.shape != self.action_space.shape:
-            raise ValueError(
-                f"action has shape {a.shape}, expected {self.action_space.shape} "
+                f"action has shape {a.shape}, expected {expected} "
                 f"(one value in [-1, 1] per searchable parameter: {', '.join(self.search_names)})"
             )
         if not np.isfinite(a).all():
             raise ValueError(f"action contains NaN or inf: {a}; the env state is unchanged")
         return np.clip(a, -1.0, 1.0)
 
-    def _observe(self) -> np.ndarray:
-        obs = np.concatenate([self._target_an.summary[0], self._current_an.summary[0], self._x[self.search_index]])
-        return obs.astype(np.float32)
+    def _draw_target(self, rng: np.random.Generator, options: dict) -> tuple[Target | None, np.ndarray | None]:
+        """(an audio target, None) or (None, physical params of a target to render)."""
+        spec = self.synth
+        if "target_params" in options:
+            return None, spec.from_dicts(options["target_params"])[0]
+        if self.targets is None:
+            return None, spec.denormalize(rng.random(spec.n_params))
+        i = options.get("target_index")
+        i = int(rng.integers(len(self.targets))) if i is None else int(i)
+        if not 0 <= i < len(self.targets):
+            raise ValueError(f"target_index {i} out of range: there are {len(self.targets)} targets")
+        return self.targets.get(i), None
 
-    def _info(self, success: bool) -> dict:
-        info: dict[str, Any] = {
-            "distance": self._d,
-            "params": self.params,
-            "target": copy.deepcopy(self._target.description),
-            "success": success,
-            "step": self._steps,
-        }
-        if self.metrics:
-            m = {k: float(v[0]) for k, v in distances.compute_all(self._target_an, self._current_an).items()}
-            if self._target.params is not None:
-                m["param_mae"] = float(distances.param_mae(self.synth.normalize(self._target.params), self._x)[0])
-            info["metrics"] = m
-        return info
+    def _analyze(self, rendered, rows: slice) -> Analysis:
+        audio = None if rendered.audio is None else rendered.audio[rows]
+        frames = None if rendered.frames is None else rendered.frames[rows]
+        return analyze(audio, self.sample_rate, frames=frames, source=self.features)
+
+
+@dataclass
+class Episodes:
+    """The state of B episodes: targets and their analysis, current params ``x [B, P]`` (normalised)
+    and analysis, start and current distances, step counts, success flags."""
+
+    targets: list[Target]
+    target: Analysis
+    x: np.ndarray
+    current: Analysis
+    d0: np.ndarray
+    d: np.ndarray
+    steps: np.ndarray
+    success: np.ndarray
 
 
 def _is_random(targets: Any) -> bool:

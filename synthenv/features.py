@@ -165,6 +165,23 @@ class Analysis:
             return self._cached("summary", lambda: server_summary(self.frames))
         return self._cached("summary", lambda: audio_summary(self.mfcc))
 
+    def replace_rows(self, rows: np.ndarray, other: Analysis) -> Analysis:
+        """A copy with ``rows`` replaced by ``other``'s batch (in order); cached arrays both have are
+        kept (and spliced), the others are dropped and recomputed on use."""
+
+        def put(a, b):
+            if a is None or b is None:
+                return None
+            a = a.copy()
+            a[rows] = b
+            return a
+
+        out = Analysis(put(self.audio, other.audio), self.sample_rate, put(self.frames, other.frames), self.source)
+        for key, value in self._cache.items():
+            if key in other._cache:
+                out._cache[key] = put(value, other._cache[key])
+        return out
+
     def take(self, index: np.ndarray | int | slice) -> Analysis:
         """The analysis of a subset of the batch (cached arrays are sliced, not recomputed)."""
         idx = np.atleast_1d(np.arange(len(self))[index])

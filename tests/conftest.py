@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -11,16 +13,41 @@ import soundfile
 SR = 22050
 
 
-def _audio_servers() -> set[str]:
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def audio_servers(descendants_of: int | None = None) -> set[int]:
+    """PIDs of running scsynth/jackd processes; only those this process started (directly or through
+    its children, e.g. SubprocVecEnv workers) unless ``descendants_of`` is 0."""
     out = subprocess.run(["pgrep", "-x", "scsynth|jackd|jackdbus"], capture_output=True, text=True)
-    return set(out.stdout.split())
+    pids = {int(p) for p in out.stdout.split()}
+    root = os.getpid() if descendants_of is None else descendants_of
+    if not root:
+        return pids
+    mine = set()
+    for pid in pids:
+        p = pid
+        while p > 1:
+            p = _parent(p)
+            if p == root:
+                mine.add(pid)
+                break
+    return mine
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_servers_left_behind():
-    before = _audio_servers()
+    before = audio_servers()
     yield
-    left = _audio_servers() - before
+    deadline = time.monotonic() + 5
+    while audio_servers() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = audio_servers() - before
     assert not left, f"tests left audio-server processes running: pids {sorted(left)}"
 
 

@@ -3,14 +3,13 @@
 import os
 import signal
 import socket
-import subprocess
 import time
 import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import needs_scsynth
+from conftest import audio_servers, needs_scsynth
 from gymnasium.utils.env_checker import check_env
 
 import synthenv
@@ -21,11 +20,6 @@ from synthenv.features import scale_server_frames, server_summary
 
 pytestmark = [pytest.mark.scsynth, needs_scsynth]
 DUR = 0.25  # short notes keep real-time tests quick
-
-
-def audio_servers() -> set[int]:
-    out = subprocess.run(["pgrep", "-x", "scsynth|jackd"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
 
 
 @pytest.fixture
@@ -40,18 +34,20 @@ def no_new_servers():
 
 def test_check_env_episode_and_cleanup(no_new_servers):
     env = gym.make(synthenv.ENV_ID, synth="fm", backend="live", max_steps=4, render_mode="rgb_array")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_env(env.unwrapped)
-    obs, info = env.reset(seed=0)
-    assert env.unwrapped.features == "server" and env.unwrapped.distance == "server_l1"
-    done, steps = False, 0
-    while not done:
-        obs, reward, term, trunc, info = env.step(env.action_space.sample())
-        assert env.observation_space.contains(obs) and np.isfinite(reward)
-        done, steps = term or trunc, steps + 1
-    assert steps == 4 and env.render().dtype == np.uint8
-    env.close()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            check_env(env.unwrapped)
+        obs, info = env.reset(seed=0)
+        assert env.unwrapped.features == "server" and env.unwrapped.distance == "server_l1"
+        done, steps = False, 0
+        while not done:
+            obs, reward, term, trunc, info = env.step(env.action_space.sample())
+            assert env.observation_space.contains(obs) and np.isfinite(reward)
+            done, steps = term or trunc, steps + 1
+        assert steps == 4 and env.render().dtype == np.uint8
+    finally:
+        env.close()
 
 
 def test_live_frames_equal_nrt_frames():
@@ -60,25 +56,28 @@ def test_live_frames_equal_nrt_frames():
         spec = get_synth(name)
         params = spec.denormalize(np.random.default_rng(7).random((8, spec.n_params)))
         backend = make_backend("live", duration=DUR)
-        try:
-            frames_live = backend.render(spec, params).frames
+        try:  # twice: the second render reuses the server's memory pool (LocalBuf must be cleared)
+            renders = [backend.render(spec, params).frames for _ in range(2)]
         finally:
             backend.close()
         frames_nrt = make_backend("nrt", duration=DUR, server_features=True).render(spec, params).frames
-        assert frames_live.shape == frames_nrt.shape == (8, int(22050 * DUR) // 512, 16)
-        a, b = server_summary(scale_server_frames(frames_live)), server_summary(scale_server_frames(frames_nrt))
-        assert np.abs(a - b).max() < 1e-3, name  # documented tolerance; measured: 0 (bit-identical)
+        for frames_live in renders:
+            assert frames_live.shape == frames_nrt.shape == (8, int(22050 * DUR) // 512, 16)
+            a, b = server_summary(scale_server_frames(frames_live)), server_summary(scale_server_frames(frames_nrt))
+            assert np.abs(a - b).max() < 1e-3, name  # documented tolerance; measured: 0 (bit-identical)
 
 
 def test_killed_server_gives_a_clear_error_fast_and_restart_recovers(no_new_servers):
     env = synthenv.env.SoundMatchEnv(synth="fm", backend="live", duration=DUR)
-    env.reset(seed=0)
-    os.kill(env.backend.pid, signal.SIGKILL)
-    t = time.monotonic()
-    with pytest.raises(BackendError, match=r"scsynth \(pid \d+\) exited"):
-        env.step(np.zeros(5, np.float32))
-    assert time.monotonic() - t < 5
-    env.close()
+    try:
+        env.reset(seed=0)
+        os.kill(env.backend.pid, signal.SIGKILL)
+        t = time.monotonic()
+        with pytest.raises(BackendError, match=r"scsynth \(pid \d+\) exited"):
+            env.step(np.zeros(5, np.float32))
+        assert time.monotonic() - t < 5
+    finally:
+        env.close()
 
     env = synthenv.env.SoundMatchEnv(synth="fm", backend="live", duration=DUR, backend_options={"restart": True})
     env.reset(seed=0)

@@ -42,7 +42,7 @@ def test_analysis_synthdef_controls():
 @needs_sclang
 def test_recompiling_sc_sources_reproduces_the_committed_synthdefs(tmp_path):
     sources = sorted((Path(__file__).parent.parent / "sc").glob("*.scd"))
-    assert len(sources) == 4
+    assert len(sources) == 5
     for path in build_synthdefs(sources, tmp_path):
         committed = PACKAGE_SYNTHDEFS / path.name
         assert path.read_bytes() == committed.read_bytes(), f"{path.name} is stale: run synthenv build-synthdefs"

@@ -91,10 +91,15 @@ class _Process:
         self._finalizer = weakref.finalize(self, _stop_process, self.proc)
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self.lines:
-                self.output.append(line.rstrip())
-                self.lines.notify_all()
+        try:
+            for line in self.proc.stdout:
+                with self.lines:
+                    self.output.append(line.rstrip())
+                    self.lines.notify_all()
+        except (OSError, ValueError):  # the pipe went away with the process
+            pass
+        finally:
+            self.proc.stdout.close()
 
     def wait_for_line(self, text: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -124,8 +129,6 @@ def _stop_process(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=3)
-    if proc.stdout:
-        proc.stdout.close()
 
 
 def _jack_running(name: str | None = None) -> bool:
