@@ -134,6 +134,17 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from synthenv.bench import bench, write_json
+
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    result = bench(synth=args.synth, backends=tuple(args.backends.split(",")), sizes=sizes, repeats=args.repeats)
+    if args.json:
+        write_json(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def default_sc_dir() -> Path | None:
     """The checkout's ``sc/`` folder, when synthenv runs from a source checkout."""
     sc = Path(__file__).resolve().parent.parent / "sc"
@@ -212,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=1.0, help="seconds per sound (default 1.0)")
     p.add_argument("--repeat", type=int, default=1, help="play the pair this many times")
     p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure env-steps/s of single and vector envs per backend",
+        description="Env-steps per second (1 s sounds at 22050 Hz, features included) for a single env, the "
+        "batched vector env and the raw batched render + features, per backend, side by side; with ratios.",
+    )
+    p.add_argument("--synth", default="fm")
+    p.add_argument("--backends", default="numpy,nrt", help="comma-separated (default numpy,nrt)")
+    p.add_argument("--sizes", default="16,64,256", help="vector env sizes (default 16,64,256)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per row; the median is reported")
+    p.add_argument("--json", help="also write the table as JSON to this path")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser(
         "build-synthdefs",

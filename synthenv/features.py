@@ -29,8 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
+import numba
 import numpy as np
 import scipy.fft
+
+from synthenv.threads import for_row_chunks
 
 N_FFT = 1024
 HOP = 256
@@ -58,9 +61,9 @@ def as_batch(audio: np.ndarray) -> np.ndarray:
 def loudness_normalize(audio: np.ndarray, target_rms: float = TARGET_RMS) -> np.ndarray:
     """Scale each sound of ``[B, N]`` to RMS ``target_rms``; silent sounds stay zero. float32."""
     a = as_batch(audio)
-    rms = np.sqrt(np.mean(np.square(a, dtype=np.float64), axis=1, keepdims=True))
-    gain = np.where(rms > 1e-6, target_rms / np.maximum(rms, 1e-12), 0.0)
-    return (a * gain).astype(np.float32)
+    rms = np.sqrt(np.einsum("ij,ij->i", a, a, dtype=np.float64) / max(a.shape[1], 1))[:, None]
+    gain = np.where(rms > 1e-6, target_rms / np.maximum(rms, 1e-12), 0.0).astype(np.float32)
+    return a * gain
 
 
 @cache
@@ -69,16 +72,68 @@ def _window(n_fft: int) -> np.ndarray:
     return (w / (w.sum() / 2.0)).astype(np.float32)  # a full-scale sine peaks at magnitude 1
 
 
-def stft_magnitude(audio: np.ndarray, n_fft: int = N_FFT, hop: int | None = None) -> np.ndarray:
-    """Magnitude spectrogram, float32 ``[B, T, n_fft//2 + 1]`` with ``T = 1 + N // hop`` (default
-    hop ``n_fft // 4``); a full-scale sine peaks at 1."""
+def _stft(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Complex64 STFT ``[B, T, n_fft//2 + 1]``: Hann, centred frames (zero padded), ``T = 1 + N // hop``."""
     a = as_batch(audio)
-    hop = hop or n_fft // 4
     pad = n_fft // 2
     padded = np.pad(a, ((0, 0), (pad, pad)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop]
-    spec = scipy.fft.rfft(frames * _window(n_fft), axis=-1, workers=-1)
-    return np.abs(spec).astype(np.float32)
+    return scipy.fft.rfft(frames * _window(n_fft), axis=-1, workers=1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _abs2(spec: np.ndarray, out: np.ndarray) -> None:
+    for b in range(spec.shape[0]):
+        for t in range(spec.shape[1]):
+            for k in range(spec.shape[2]):
+                z = spec[b, t, k]
+                out[b, t, k] = z.real * z.real + z.imag * z.imag
+
+
+def stft_power(audio: np.ndarray, n_fft: int = N_FFT, hop: int | None = None, sample_rate: int | None = None):
+    """Power spectrogram ``|X|²``, float32 ``[B, T, n_fft//2 + 1]`` (default hop ``n_fft // 4``);
+    a full-scale sine peaks at 1 (0 dB). Big batches are split over the cores. With
+    ``sample_rate``, returns ``(power, logmel)``: the log-mel frames are computed in the same pass."""
+    a = as_batch(audio)
+    hop = hop or n_fft // 4
+    out = np.empty((a.shape[0], 1 + a.shape[1] // hop, n_fft // 2 + 1), dtype=np.float32)
+    logmel = None if sample_rate is None else np.empty((*out.shape[:2], N_MELS), dtype=np.float32)
+
+    def rows(start: int, stop: int) -> None:
+        _abs2(_stft(a[start:stop], n_fft, hop), out[start:stop])
+        if logmel is not None:
+            logmel[start:stop] = power_to_db(mel_power(out[start:stop], sample_rate))
+
+    for_row_chunks(rows, a.shape[0])
+    return out if logmel is None else (out, logmel)
+
+
+def stft_magnitude(audio: np.ndarray, n_fft: int = N_FFT, hop: int | None = None) -> np.ndarray:
+    """Magnitude spectrogram ``|X|``, float32 ``[B, T, n_fft//2 + 1]`` (see :func:`stft_power`)."""
+    return np.sqrt(stft_power(audio, n_fft, hop))
+
+
+@numba.njit(cache=True, nogil=True)
+def _project(power: np.ndarray, weights: np.ndarray, first: np.ndarray, last: np.ndarray, out: np.ndarray) -> None:
+    for r in range(power.shape[0]):
+        for m in range(weights.shape[1]):
+            acc = 0.0
+            for k in range(first[m], last[m]):
+                acc += power[r, k] * weights[k, m]
+            out[r, m] = acc
+
+
+def mel_power(power: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mel-band power ``[..., N_MELS]`` of a power spectrogram ``[..., N_FFT//2 + 1]`` (float32): the
+    product with :func:`mel_matrix`, summed only over each band's non-zero bins."""
+    weights = mel_matrix(sample_rate)
+    nz = weights > 0
+    first = np.argmax(nz, axis=0)
+    last = weights.shape[0] - np.argmax(nz[::-1], axis=0)
+    flat = np.ascontiguousarray(power.reshape(-1, power.shape[-1]))
+    out = np.empty((flat.shape[0], weights.shape[1]), dtype=np.float32)
+    _project(flat, weights, first, last, out)
+    return out.reshape(*power.shape[:-1], weights.shape[1])
 
 
 @cache
@@ -134,12 +189,19 @@ class Analysis:
     def magnitude(self, n_fft: int = N_FFT, hop: int | None = None) -> np.ndarray:
         """Magnitude spectrogram ``[B, T, n_fft//2+1]`` (see :func:`stft_magnitude`)."""
         hop = hop or (HOP if n_fft == N_FFT else n_fft // 4)
+        if (n_fft, hop) == (N_FFT, HOP):
+            return self._cached(("mag", n_fft, hop), lambda: np.sqrt(self.power))
         return self._cached(("mag", n_fft, hop), lambda: stft_magnitude(self._need_audio(), n_fft, hop))
 
     @property
     def power(self) -> np.ndarray:
-        """Power spectrogram ``[B, T, N_FFT//2+1]``, float32."""
-        return self._cached("power", lambda: np.square(self.magnitude()))
+        """Power spectrogram ``[B, T, N_FFT//2+1]`` (hop ``HOP``), float32."""
+        self._spectra()
+        return self._cache["power"]
+
+    def _spectra(self) -> None:
+        if "power" not in self._cache:  # power and log-mel in one pass over the batch
+            self._cache["power"], self._cache["logmel"] = stft_power(self._need_audio(), N_FFT, HOP, self.sample_rate)
 
     @property
     def power_db(self) -> np.ndarray:
@@ -149,7 +211,9 @@ class Analysis:
     @property
     def logmel(self) -> np.ndarray:
         """Log-mel frames ``[B, T, N_MELS]`` in dB."""
-        return self._cached("logmel", lambda: power_to_db(self.power @ mel_matrix(self.sample_rate)))
+        if "logmel" not in self._cache:
+            self._spectra()
+        return self._cache["logmel"]
 
     @property
     def mfcc(self) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from synthenv import distances
 from synthenv.env import Episodes, SoundMatchEnv
 
 
@@ -59,27 +60,27 @@ class SoundMatchVectorEnv(VectorEnv):
             if s is not None or self._ep is None:
                 self._rngs[i], _ = gym.utils.seeding.np_random(s)
         self._ep = self.core.begin_episodes(self._rngs, [dict(options or {})] * self.num_envs)
-        return self.core.observe(self._ep), self._batch_infos(self.core.infos(self._ep))
+        return self.core.observe(self._ep), self._batch_infos(self._ep)
 
     def step(self, actions):
         if self._ep is None:
             raise RuntimeError("call reset() before step()")
         a = self.core.check_actions(actions, batched=True, n=self.num_envs)
         obs, rewards, terminated, truncated = self.core.advance(self._ep, a)
-        infos = self._batch_infos(self.core.infos(self._ep))
+        infos = self._batch_infos(self._ep)
         done = np.flatnonzero(terminated | truncated)
         if done.size:
             final_obs = obs[done].copy()
-            final_infos = [self.core.infos(self._ep, [i])[0] for i in done]
+            final_infos = self.core.infos(self._ep, list(done))
             fresh = self.core.begin_episodes([self._rngs[i] for i in done], [{}] * done.size)
             self._ep = _replace_rows(self._ep, done, fresh)
             obs = obs.copy()
             obs[done] = self.core.observe(fresh)
-            new_infos = self.core.infos(fresh)
+            fresh_infos = self._batch_infos(fresh)
+            for key, value in fresh_infos.items():
+                infos[key][done] = value
             for k, i in enumerate(done):
                 infos = self._add_info(infos, {"final_obs": final_obs[k], "final_info": final_infos[k]}, int(i))
-                for key in ("distance", "success", "step"):
-                    infos[key][i] = new_infos[k][key]
         return obs, rewards, terminated, truncated, infos
 
     def render(self):
@@ -90,18 +91,14 @@ class SoundMatchVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         self.core.close()
 
-    def _batch_infos(self, infos: list[dict]) -> dict:
-        """Per-env info dicts -> gymnasium's dict of arrays (cheap scalars only, with masks)."""
-        out: dict[str, Any] = {
-            "distance": np.array([i["distance"] for i in infos]),
-            "success": np.array([i["success"] for i in infos]),
-            "step": np.array([i["step"] for i in infos]),
-        }
-        if infos and "metrics" in infos[0]:
-            for k in infos[0]["metrics"]:
-                out[k] = np.array([i["metrics"].get(k, np.nan) for i in infos])
+    def _batch_infos(self, ep: Episodes) -> dict:
+        """gymnasium's dict of arrays for B episodes: distance, success, step (and every metric when
+        the env computes metrics), each with its ``_key`` mask."""
+        out: dict[str, Any] = {"distance": ep.d.copy(), "success": ep.success.copy(), "step": ep.steps.copy()}
+        if self.core.metrics:
+            out.update({k: v.astype(np.float64) for k, v in distances.compute_all(ep.target, ep.current).items()})
         for k in list(out):
-            out["_" + k] = np.ones(len(infos), dtype=bool)
+            out["_" + k] = np.ones(len(ep.d), dtype=bool)
         return out
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from synthenv.backends import Rendered
 from synthenv.errors import BackendError
 from synthenv.spec import SynthSpec
+from synthenv.threads import for_row_chunks
 
 
 class NumpyBackend:
@@ -29,11 +30,16 @@ class NumpyBackend:
 
     def render(self, spec: SynthSpec, params: np.ndarray) -> Rendered:
         p = spec.validate(params)
-        audio = np.asarray(spec.surrogate(p, self.sample_rate, self.n_samples), dtype=np.float32)
-        if audio.shape != (p.shape[0], self.n_samples):
-            raise BackendError(
-                f"synth {spec.name!r} surrogate returned shape {audio.shape}, expected {(p.shape[0], self.n_samples)}"
-            )
+        audio = np.empty((p.shape[0], self.n_samples), dtype=np.float32)
+
+        def rows(start: int, stop: int) -> None:  # big batches: one chunk of rows per core
+            out = np.asarray(spec.surrogate(p[start:stop], self.sample_rate, self.n_samples), dtype=np.float32)
+            if out.shape != (stop - start, self.n_samples):
+                expected = (stop - start, self.n_samples)
+                raise BackendError(f"synth {spec.name!r} surrogate returned shape {out.shape}, expected {expected}")
+            audio[start:stop] = out
+
+        for_row_chunks(rows, p.shape[0])
         if not np.isfinite(audio).all():
             raise BackendError(f"synth {spec.name!r} surrogate produced NaN or inf samples")
         return Rendered(audio=audio)

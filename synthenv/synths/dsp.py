@@ -16,7 +16,7 @@ import numpy as np
 BLOCK_SIZE = 64
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _envelope_kernel(levels: np.ndarray, times: np.ndarray, curves: np.ndarray, sr: float, out: np.ndarray) -> None:
     n = out.shape[1]
     for b in range(levels.shape[0]):
@@ -94,7 +94,7 @@ def sine_const(freq: np.ndarray, n: int, sr: int) -> np.ndarray:
     return np.sin(2.0 * math.pi * cycles)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _perc_sine_bank_kernel(
     freqs: np.ndarray, amps: np.ndarray, attack: np.ndarray, decay: np.ndarray, curve: float, sr: float, out: np.ndarray
 ) -> None:
@@ -147,6 +147,42 @@ def perc_sine_bank(
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _fm_kernel(freq: np.ndarray, ratio: np.ndarray, index: np.ndarray, env: np.ndarray, gain: float, sr: float,
+               out: np.ndarray) -> None:  # fmt: skip
+    n = out.shape[1]
+    two_pi = 2.0 * math.pi
+    for b in range(freq.shape[0]):
+        fm = freq[b] * ratio[b]
+        dev = fm * index[b]
+        wm = two_pi * fm / sr
+        pm = 0.0
+        pc = 0.0
+        for i in range(n):
+            mod = math.sin(pm)
+            out[b, i] = math.sin(pc) * env[b, i] * gain
+            pm += wm
+            if pm > two_pi:
+                pm -= two_pi
+            pc += two_pi * (freq[b] + mod * dev) / sr
+            if pc > two_pi:
+                pc -= two_pi * math.floor(pc / two_pi)
+            elif pc < -two_pi:
+                pc += two_pi * math.floor(-pc / two_pi)
+
+
+def fm_operator_pair(freq: np.ndarray, ratio: np.ndarray, index: np.ndarray, env: np.ndarray, gain: float,
+                     sr: int) -> np.ndarray:  # fmt: skip
+    """``SinOsc.ar(freq + SinOsc.ar(freq·ratio) · freq·ratio·index) · env · gain`` for ``[B]`` params and
+    an envelope ``[B, n]``: float64 ``[B, n]``. Both SinOscs output ``sin(phase)`` and then advance
+    their phase (:func:`sine_phase`); the carrier's increment follows the modulated frequency."""
+    args = [np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(-1)) for a in (freq, ratio, index)]
+    env = np.ascontiguousarray(env, dtype=np.float64)
+    out = np.empty_like(env)
+    _fm_kernel(*args, env, float(gain), float(sr), out)
+    return out
+
+
 # scsynth's shared wavetables (SC_Wavetables): 8192-point sine and cosecant tables (+1 guard
 # point), float32; the cosecant is marked bad within 8 points of 0, π and 2π.
 SINE_SIZE = 8192
@@ -196,7 +232,7 @@ def _blit_table(phase: int, n2: int, limit: float, sine: np.ndarray, csc: np.nda
     return numer * (t0 + (t1 - t0) * f)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _saw_kernel(freq: np.ndarray, n: int, sr: float, sine: np.ndarray, csc: np.ndarray, out: np.ndarray) -> None:
     cpstoinc = SINE_SIZE * (1.0 / sr) * 65536.0 * 0.5
     for b in range(freq.shape[0]):
@@ -232,7 +268,7 @@ def saw(freq: np.ndarray, n: int, sr: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pulse_kernel(
     freq: np.ndarray, width: np.ndarray, n: int, sr: float, block: int, sine: np.ndarray, csc: np.ndarray,
     out: np.ndarray,
@@ -288,7 +324,7 @@ def _rlpf_coefs(freq: float, rq: float, sr: float) -> tuple[float, float, float]
     return a0, b1, b2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _rlpf_kernel(x: np.ndarray, cutoff: np.ndarray, rq: np.ndarray, sr: float, block: int, out: np.ndarray) -> None:
     n = x.shape[1]
     loops = block // 3

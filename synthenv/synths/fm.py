@@ -31,10 +31,6 @@ PARAMS = (
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     """Numpy surrogate: float64 ``[B, P]`` physical params -> float32 ``[B, n]``."""
     freq, ratio, index, attack, decay, curve = (params[:, j : j + 1] for j in range(6))
-    fmod = freq * ratio
-    # modulator: SinOsc at a constant frequency; carrier: SinOsc with an audio-rate frequency
-    mod = dsp.sine_const(fmod[:, 0], n, sr) * (fmod * index)
-    carrier = np.sin(dsp.sine_phase(freq + mod, sr))
     batch = params.shape[0]
     env = dsp.envelope(
         levels=np.tile([0.0, 1.0, 0.0], (batch, 1)),
@@ -43,7 +39,7 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
         n=n,
         sr=sr,
     )
-    return (carrier * env * GAIN).astype(np.float32)
+    return dsp.fm_operator_pair(freq, ratio, index, env, GAIN, sr).astype(np.float32)
 
 
 SPEC = SynthSpec("fm", PARAMS, render, "two-operator FM, percussive envelope")
