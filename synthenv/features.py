@@ -61,9 +61,16 @@ def as_batch(audio: np.ndarray) -> np.ndarray:
 def loudness_normalize(audio: np.ndarray, target_rms: float = TARGET_RMS) -> np.ndarray:
     """Scale each sound of ``[B, N]`` to RMS ``target_rms``; silent sounds stay zero. float32."""
     a = as_batch(audio)
-    rms = np.sqrt(np.einsum("ij,ij->i", a, a, dtype=np.float64) / max(a.shape[1], 1))[:, None]
-    gain = np.where(rms > 1e-6, target_rms / np.maximum(rms, 1e-12), 0.0).astype(np.float32)
-    return a * gain
+    out = np.empty_like(a)
+
+    def rows(start: int, stop: int) -> None:
+        x = a[start:stop]
+        rms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64) / max(a.shape[1], 1))[:, None]
+        gain = np.where(rms > 1e-6, target_rms / np.maximum(rms, 1e-12), 0.0).astype(np.float32)
+        np.multiply(x, gain, out=out[start:stop])
+
+    for_row_chunks(rows, a.shape[0])
+    return out
 
 
 @cache

@@ -148,38 +148,43 @@ def perc_sine_bank(
 
 
 @numba.njit(cache=True, nogil=True)
+def _sine_lookup(phase: int, sine: np.ndarray) -> float:
+    """scsynth's SinOsc table read (``lookupi1``): 8192-point sine, linear interpolation, the phase a
+    32-bit integer with 2^16 steps per table point."""
+    idx = (phase >> 16) & (SINE_SIZE - 1)
+    return sine[idx] + (sine[idx + 1] - sine[idx]) * ((phase & 0xFFFF) / 65536.0)
+
+
+@numba.njit(cache=True, nogil=True)
 def _fm_kernel(freq: np.ndarray, ratio: np.ndarray, index: np.ndarray, env: np.ndarray, gain: float, sr: float,
-               out: np.ndarray) -> None:  # fmt: skip
+               sine: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
     n = out.shape[1]
-    two_pi = 2.0 * math.pi
+    cpstoinc = np.float32(SINE_SIZE * (1.0 / sr) * 65536.0)
     for b in range(freq.shape[0]):
-        fm = freq[b] * ratio[b]
-        dev = fm * index[b]
-        wm = two_pi * fm / sr
-        pm = 0.0
-        pc = 0.0
+        f = np.float32(freq[b])
+        fm = np.float32(f * np.float32(ratio[b]))
+        dev = np.float32(fm * np.float32(index[b]))
+        inc_m = int(cpstoinc * fm)
+        pm = 0
+        pc = 0
         for i in range(n):
-            mod = math.sin(pm)
-            out[b, i] = math.sin(pc) * env[b, i] * gain
-            pm += wm
-            if pm > two_pi:
-                pm -= two_pi
-            pc += two_pi * (freq[b] + mod * dev) / sr
-            if pc > two_pi:
-                pc -= two_pi * math.floor(pc / two_pi)
-            elif pc < -two_pi:
-                pc += two_pi * math.floor(-pc / two_pi)
+            mod = np.float32(_sine_lookup(pm, sine))
+            out[b, i] = _sine_lookup(pc, sine) * env[b, i] * gain
+            pm = (pm + inc_m) & 0xFFFFFFFF
+            pc = (pc + int(cpstoinc * np.float32(f + mod * dev))) & 0xFFFFFFFF
 
 
 def fm_operator_pair(freq: np.ndarray, ratio: np.ndarray, index: np.ndarray, env: np.ndarray, gain: float,
                      sr: int) -> np.ndarray:  # fmt: skip
     """``SinOsc.ar(freq + SinOsc.ar(freq·ratio) · freq·ratio·index) · env · gain`` for ``[B]`` params and
-    an envelope ``[B, n]``: float64 ``[B, n]``. Both SinOscs output ``sin(phase)`` and then advance
-    their phase (:func:`sine_phase`); the carrier's increment follows the modulated frequency."""
+    an envelope ``[B, n]``: float64 ``[B, n]``. Both SinOscs read scsynth's sine table at their
+    phase and then advance it (SinOsc_next_ikk / _ika, OscUGens.cpp): the phase is a 32-bit integer
+    incremented by ``int(8192·65536/sr · f)``, ``f`` in float32; the carrier's ``f`` is the
+    modulated frequency of that sample."""
     args = [np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(-1)) for a in (freq, ratio, index)]
     env = np.ascontiguousarray(env, dtype=np.float64)
     out = np.empty_like(env)
-    _fm_kernel(*args, env, float(gain), float(sr), out)
+    _fm_kernel(*args, env, float(gain), float(sr), SINE_TABLE, out)
     return out
 
 
