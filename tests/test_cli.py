@@ -24,7 +24,7 @@ def test_render_subtractive_writes_1s_22050_wav_at_220_hz(tmp_path):
     assert np.nanmedian(f0[voiced]) == pytest.approx(220.0, rel=0.02)
 
 
-@pytest.mark.parametrize("args", [[], ["render"], ["synths"], ["doctor"], ["build-synthdefs"], ["play"]])
+@pytest.mark.parametrize("args", [[], ["render"], ["synths"], ["doctor"], ["build-synthdefs"], ["play"], ["bench"]])
 def test_help_everywhere(args, capsys):
     with pytest.raises(SystemExit) as e:
         main([*args, "--help"])
@@ -88,3 +88,16 @@ def test_play_a_target_and_a_patch_on_a_live_server(tmp_path):
     assert "target:" in r.stdout and "freq=330, ratio=2, index=2" in r.stdout
     r = run("play", "--synth", "fm", "--params", str(tmp_path / "none.json"))
     assert r.returncode == 2 and "params file not found" in r.stderr
+
+
+def test_bench_writes_a_json_table(tmp_path):
+    import json
+
+    out = tmp_path / "bench.json"
+    r = run("bench", "--backends", "numpy", "--sizes", "4", "--repeats", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    modes = {(row["backend"], row["mode"], row["num_envs"]) for row in data["rows"]}
+    assert modes == {("numpy", "single", 1), ("numpy", "vector", 4), ("numpy", "raw", 4)}
+    assert all(row["env_steps_per_s"] > 0 for row in data["rows"])
+    assert "numpy vector4 / single" in data["ratios"]
