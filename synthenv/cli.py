@@ -145,6 +145,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from synthenv.agents.train import make_config, train
+
+    cfg = make_config(synth=args.synth, backend=args.backend, features=args.features, timesteps=args.timesteps,
+                      seed=args.seed, n_envs=args.n_envs, hyperparams=args.hyperparams, overrides=args.set,
+                      recurrent=args.recurrent)  # fmt: skip
+    train(cfg, args.output, resume=args.resume, progress_bar=not args.no_progress)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from synthenv.agents.evaluate import evaluate
+
+    evaluate(args.run_dir, targets=args.targets, n=args.n, budget=args.budget, backend=args.backend,
+             reference_budget=args.reference_budget, out=args.output, seed=args.seed, examples=args.examples,
+             progress=not args.no_progress)  # fmt: skip
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from synthenv.agents.match import match
+
+    match(args.target, synth=args.synth, method=args.method, budget=args.budget, policy=args.policy,
+          backend=args.backend, out_dir=args.output, seed=args.seed)  # fmt: skip
+    return 0
+
+
 def default_sc_dir() -> Path | None:
     """The checkout's ``sc/`` folder, when synthenv runs from a source checkout."""
     sc = Path(__file__).resolve().parent.parent / "sc"
@@ -223,6 +250,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=1.0, help="seconds per sound (default 1.0)")
     p.add_argument("--repeat", type=int, default=1, help="play the pair this many times")
     p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser(
+        "train",
+        help="train a PPO agent (stable-baselines3) on the batched vector env",
+        description="Train PPO (or RecurrentPPO) on SoundMatch-v0 with the batched vector env. Writes a run folder: "
+        "config.json, model.zip, vecnormalize.pkl, checkpoints/, tb/ (TensorBoard), eval.csv, learning_curve.png, "
+        "report.md. Hyperparameters: agents/hyperparams/ppo.yml keyed by <synth>-<backend>.",
+    )
+    p.add_argument("--synth", default="fm", help="synth name (default fm)")
+    p.add_argument("--backend", default="numpy", help="numpy (default), nrt or live")
+    p.add_argument("--features", help="audio or server (default: the backend's)")
+    p.add_argument("--timesteps", type=int, help="total env steps (default from the hyperparameter file)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--n-envs", type=int, help="sub-envs in the vector env (default 64)")
+    p.add_argument("--hyperparams", help="a YAML file keyed by env configuration (default agents/hyperparams/ppo.yml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. ppo.learning_rate=1e-4")
+    p.add_argument("--recurrent", action="store_true", help="RecurrentPPO (sb3-contrib) with an LSTM policy")
+    p.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", required=True, help="run folder")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="compare a trained policy with search baselines at equal render budgets",
+        description="For each target, the policy and the baselines (random policy, random search, hill climber, "
+        "CMA-ES) get the same number of renders; CMA-ES with a large budget is the reference. Writes results.json, "
+        "results.csv, table.md (mean, median, 95%% CI), example WAVs and spectrogram PNGs, and the learning curve.",
+    )
+    p.add_argument("run_dir", help="a run folder from synthenv train")
+    p.add_argument("--targets", default="random", help="'random' (held-out random patches) or an audio file/folder")
+    p.add_argument("--n", type=int, default=16, help="number of targets (default 16)")
+    p.add_argument("--budget", type=int, default=50, help="renders per method and target (default 50)")
+    p.add_argument("--reference-budget", type=int, default=1000, help="CMA-ES reference budget (0: none)")
+    p.add_argument("--backend", help="render backend (default: the run's)")
+    p.add_argument("--examples", type=int, default=3, help="targets with WAVs and PNGs written (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", help="output folder (default RUN_DIR/eval_<targets>_<budget>)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "match",
+        help="match a recording with a synth",
+        description="Search a synth's parameters for the closest match to TARGET (pitch estimated, loudness "
+        "normalised, any common sample rate, mono or stereo). Writes OUT/match.wav, OUT/params.json, "
+        "OUT/comparison.png and prints the distances.",
+    )
+    p.add_argument("target", help="an audio file")
+    p.add_argument("--synth", default="auto", help="a synth name, or auto: try every synth and keep the best")
+    p.add_argument("--method", default="cmaes", help="cmaes (default), random, hillclimb or ppo")
+    p.add_argument("--budget", type=int, default=200, help="renders per synth (default 200)")
+    p.add_argument("--policy", help="run folder of a trained policy (for --method ppo)")
+    p.add_argument("--backend", default="nrt", help="nrt (default, scsynth) or numpy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default="match", help="output folder (default ./match)")
+    p.set_defaults(func=cmd_match)
 
     p = sub.add_parser(
         "bench",

@@ -308,6 +308,26 @@ class SoundMatchEnv(gym.Env):
             return spectrogram_image(ep.target.logmel[i], ep.current.logmel[i])
         return spectrogram_image(ep.target.frames[i], ep.current.frames[i], span=3.0)
 
+    def score(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0) -> tuple[np.ndarray, Analysis]:
+        """Distances from episode ``row``'s target to candidates given as searchable params ``[B, A]``
+        in [0, 1] (the fixed ones, e.g. ``freq``, as in the episode), rendered in one backend call.
+        This is what search baselines spend their render budget on. Returns ``([B], analysis)``."""
+        ep = ep or self._ep
+        if ep is None:
+            raise SynthenvError("call reset() before score()")
+        xs = np.clip(np.atleast_2d(np.asarray(x_search, dtype=np.float64)), 0.0, 1.0)
+        x = np.tile(ep.x[row], (xs.shape[0], 1))
+        x[:, self.search_index] = xs
+        an = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
+        return distances.compute(self.distance, ep.target.take(row), an).astype(np.float64), an
+
+    def full_params(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0) -> dict[str, float]:
+        """Physical params of a candidate given by its searchable params in [0, 1]."""
+        ep = ep or self._ep
+        x = ep.x[row].copy()
+        x[self.search_index] = np.clip(x_search, 0.0, 1.0)
+        return self.synth.to_dict(self.synth.denormalize(x))
+
     def check_actions(self, action, batched: bool, n: int | None = None) -> np.ndarray:
         """Validate an action (``[A]``, or ``[n, A]`` when batched): float64, clipped to [-1, 1]."""
         expected = (n, *self.action_space.shape) if batched else self.action_space.shape

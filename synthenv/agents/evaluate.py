@@ -1,0 +1,171 @@
+"""Compare a trained policy with search baselines at equal render budgets.
+
+For each target every method gets ``budget`` renders and keeps its best candidate: the policy
+(its starting sound and ``budget - 1`` steps), a random policy (random actions in the same env),
+random search, a hill climber and CMA-ES; CMA-ES with ``reference_budget`` renders (1,000 by
+default) is the reference. The best candidate of each method is then measured with every
+distance (and the parameter MAE where the target's params are known).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from synthenv import distances
+from synthenv.agents.policy import Policy, env_kwargs_for_eval, load_policy, policy_search
+from synthenv.agents.report import comparison_png, learning_curve_png, markdown_table
+from synthenv.agents.search import SearchResult, run_search
+from synthenv.agents.train import eval_targets
+from synthenv.env import SoundMatchEnv
+from synthenv.errors import SynthenvError
+from synthenv.features import loudness_normalize
+
+
+class RandomPolicy:
+    """Uniform random actions: the 'random policy' baseline, acting through the same env."""
+
+    def __init__(self, action_dim: int, seed: int) -> None:
+        self.dim, self.rng = action_dim, np.random.default_rng(seed)
+
+    def predict(self, obs, deterministic: bool = True, **_):
+        return self.rng.uniform(-1, 1, (1, self.dim)).astype(np.float32), None
+
+
+def check_compatible(policy: Policy, env: SoundMatchEnv) -> None:
+    """The policy's observation and action sizes must be the env's (same synth, pitch mode, features)."""
+    obs = policy.model.observation_space.shape
+    act = policy.model.action_space.shape
+    if obs != env.observation_space.shape or act != env.action_space.shape:
+        raise SynthenvError(
+            f"the policy was trained on {policy.config['env']} (observations {obs}, actions {act}); this env "
+            f"({env.synth.name}, {env.backend.name} backend, {env.features} features) has observations "
+            f"{env.observation_space.shape} and actions {env.action_space.shape}"
+        )
+
+
+def measure(env: SoundMatchEnv, x_search: np.ndarray) -> tuple[dict[str, float], np.ndarray | None, np.ndarray | None]:
+    """Every distance of one candidate to the current target, its audio and its log-mel."""
+    _, an = env.score(x_search[None])
+    target = env._ep.target
+    m = {k: float(v[0]) for k, v in distances.compute_all(target, an).items()}
+    t = env.target
+    if t.params is not None:
+        x = env._ep.x[0].copy()
+        x[env.search_index] = x_search
+        m["param_mae"] = float(distances.param_mae(env.synth.normalize(t.params), x)[0])
+    audio = None if an.audio is None else an.audio[0]
+    logmel = None if an.audio is None else an.logmel[0]
+    return m, audio, logmel
+
+
+def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: int = 50, backend: str | None = None,
+             reference_budget: int = 1000, out: str | Path | None = None, seed: int = 0, examples: int = 3,
+             methods: tuple[str, ...] = ("ppo", "random_policy", "random", "hillclimb", "cmaes"),
+             progress: bool = True, log=print) -> dict:  # fmt: skip
+    """Run the comparison; writes ``results.json``, ``results.csv``, ``table.md``, example WAVs and
+    PNGs into ``out`` (default ``RUN_DIR/eval_<targets>_<budget>``). Returns the summary."""
+    if budget < 1:
+        raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
+    if n < 1:
+        raise SynthenvError(f"--n must be at least 1 target, got {n}")
+    policy = load_policy(run_dir) if "ppo" in methods else None
+    config = policy.config if policy else json.loads((Path(run_dir) / "config.json").read_text())
+    overrides = {} if backend is None else {"backend": backend}
+    if targets != "random":
+        overrides["targets"] = targets
+    env = SoundMatchEnv(**env_kwargs_for_eval(config, **overrides))
+    if policy is not None:
+        check_compatible(policy, env)
+    if targets == "random":
+        options = [{"target_params": t} for t in eval_targets(config["env"]["synth"], n)]
+    else:
+        options = [{"target_index": i} for i in range(min(n, len(env.targets)))]
+    out_dir = (
+        Path(out) if out else Path(run_dir) / f"eval_{'random' if targets == 'random' else Path(targets).stem}_{budget}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_methods = list(methods) + ([f"cmaes@{reference_budget}"] if reference_budget else [])
+    rows: list[dict] = []
+    results: dict[str, dict[str, list[float]]] = {m: {} for m in all_methods}
+    bar = _progress(len(options) * len(all_methods), progress)
+    dim = len(env.search_index)
+    try:
+        for i, opt in enumerate(options):
+            found: dict[str, SearchResult] = {}
+            for method in all_methods:
+                if method == "ppo":
+                    found[method] = policy_search(env, policy, budget, opt, seed=seed + i)
+                elif method == "random_policy":
+                    rp = Policy(RandomPolicy(dim, seed + i), None, None, config)
+                    found[method] = policy_search(env, rp, budget, opt, seed=seed + i)
+                else:
+                    env.reset(seed=seed + i, options=opt)
+                    name, _, k = method.partition("@")
+                    x0 = env._ep.x[0, env.search_index]
+                    found[method] = run_search(name, lambda X: env.score(X)[0], dim, int(k or budget), seed + i, x0)
+                bar.update(1)
+            env.reset(seed=seed + i, options=opt)  # measure every best candidate against this target
+            target_desc = env.target.description
+            for method, res in found.items():
+                metrics, audio, logmel = measure(env, res.x)
+                row = {"target": i, "method": method, "renders": res.renders, "distance": res.distance, **metrics,
+                       "params": env.full_params(res.x)}  # fmt: skip
+                rows.append(row)
+                for k, v in metrics.items():
+                    results[method].setdefault(k, []).append(v)
+                if i < examples and audio is not None:
+                    soundfile.write(out_dir / f"target{i}_{method}.wav", audio, env.sample_rate)
+                    comparison_png(env._ep.target.logmel[0], logmel, out_dir / f"target{i}_{method}.png",
+                                   title=f"target {i} ({target_desc.get('kind')}), {method}: {env.distance} "
+                                   f"{res.distance:.2f}")  # fmt: skip
+            if i < examples and env.target.audio is not None:
+                soundfile.write(out_dir / f"target{i}.wav", loudness_normalize(env.target.audio)[0], env.sample_rate)
+    finally:
+        bar.close()
+        env.close()
+    metric_names = [m for m in ("logmel_l1", "mfcc_l1", "lsd", "multiscale", "server_l1", "param_mae")
+                    if m in next(iter(results.values()))]  # fmt: skip
+    table = markdown_table(results, metric_names)
+    header = (f"# {config['env']['synth']}: {len(options)} targets ({targets}), {budget} renders per method "
+              f"(reference: CMA-ES at {reference_budget}), backend {env.backend.name}\n\n")  # fmt: skip
+    (out_dir / "table.md").write_text(header + table + "\n")
+    (out_dir / "results.json").write_text(json.dumps({"rows": rows, "budget": budget, "targets": targets}, indent=2))
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        fields = ["target", "method", "renders", "distance", *metric_names]
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    eval_csv = Path(run_dir) / "eval.csv"
+    if eval_csv.exists():
+        base = {m: float(np.mean(results[m]["logmel_l1"])) for m in ("random", "cmaes") if "logmel_l1" in results[m]}
+        lines = {f"{k} @ {budget}": v for k, v in base.items()}
+        title = f"{config['env']['synth']}: policy vs baselines at {budget} renders"
+        learning_curve_png(eval_csv, out_dir / "learning_curve.png", baselines=lines, title=title)
+    if (Path(run_dir) / "learning_curve.png").exists() and not eval_csv.exists():
+        shutil.copy(Path(run_dir) / "learning_curve.png", out_dir / "learning_curve.png")
+    log(header + table)
+    log(f"\nwrote {out_dir}")
+    summary = {m: {k: float(np.mean(v)) for k, v in r.items()} for m, r in results.items()}
+    return {"out": str(out_dir), "summary": summary, "table": table}
+
+
+def _progress(total: int, enabled: bool):
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, desc="evaluating", unit="search")
+        except ImportError:  # pragma: no cover
+            pass
+
+    class _Quiet:
+        def update(self, n): ...
+        def close(self): ...
+
+    return _Quiet()

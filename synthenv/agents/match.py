@@ -1,0 +1,107 @@
+"""Match a recording: search a synth's params for the sound closest to a target audio file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from synthenv import distances
+from synthenv.agents.evaluate import check_compatible, measure
+from synthenv.agents.policy import env_kwargs_for_eval, load_policy, policy_search
+from synthenv.agents.report import comparison_png
+from synthenv.agents.search import METHODS, run_search
+from synthenv.env import SoundMatchEnv
+from synthenv.errors import SynthenvError
+from synthenv.features import TARGET_RMS, loudness_normalize
+from synthenv.synths import available_synths, get_synth
+
+
+def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget: int = 200,
+          policy: str | Path | None = None, backend: str = "nrt", out_dir: str | Path = "match",
+          seed: int = 0, sample_rate: int = 22050, duration: float = 1.0, log=print) -> dict:  # fmt: skip
+    """Search ``budget`` renders per synth (every synth with ``synth="auto"``) for the closest match to
+    ``target``; write ``match.wav`` (rendered by ``backend``, at the target's loudness),
+    ``params.json`` (physical units) and ``comparison.png`` into ``out_dir``. Returns the result."""
+    if budget < 1:
+        raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
+    if method not in (*METHODS, "ppo"):
+        raise SynthenvError(f"unknown method {method!r}; choose from ppo, {', '.join(METHODS)}")
+    target = Path(target)
+    if not target.is_file():
+        raise SynthenvError(f"target file not found: {target}")
+    pol = None
+    if method == "ppo":
+        if policy is None:
+            raise SynthenvError("--method ppo needs --policy RUN_DIR (a run folder from `synthenv train`)")
+        pol = load_policy(policy)
+        trained = pol.config["env"]["synth"]
+        if synth not in ("auto", trained):
+            raise SynthenvError(f"the policy in {policy} plays {trained!r}, not {synth!r}")
+        synths = [trained]
+    else:
+        synths = available_synths() if synth == "auto" else [get_synth(synth).name]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    best = None
+    for name in synths:
+        if pol is not None:
+            env = SoundMatchEnv(**env_kwargs_for_eval(pol.config, backend=backend, targets=str(target),
+                                                     sample_rate=sample_rate, duration=duration))  # fmt: skip
+            check_compatible(pol, env)
+        else:
+            env = SoundMatchEnv(synth=name, backend=backend, targets=str(target), sample_rate=sample_rate,
+                                duration=duration, metrics=False, success_threshold=0.0, max_steps=10**6)  # fmt: skip
+        try:
+            if pol is not None:
+                res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed)
+            else:
+                env.reset(seed=seed, options={"target_index": 0})
+                x0 = env._ep.x[0, env.search_index]
+                res = run_search(method, lambda X, e=env: e.score(X)[0], len(env.search_index), budget, seed, x0)
+            env.reset(seed=seed, options={"target_index": 0})
+            metrics, audio, logmel = measure(env, res.x)
+            log(f"{name:<12} {method} best {env.distance} after {res.renders} renders: {res.distance:.3f}")
+            if best is None or res.distance < best["distance"]:
+                params = env.full_params(res.x)
+                best = {"synth": name, "method": method, "distance": res.distance, "distance_name": env.distance,
+                        "metrics": metrics, "params": params, "renders": res.renders, "f0": env.target.f0}  # fmt: skip
+                best_audio = _raw_render(env, params)
+                best_logmel = (env._ep.target.logmel[0], logmel)
+        finally:
+            env.close()
+    target_audio = env.target.audio
+    rms = float(np.sqrt(np.mean(np.square(target_audio)))) if target_audio is not None else TARGET_RMS
+    soundfile.write(out / "match.wav", loudness_normalize(best_audio, rms)[0], sample_rate)
+    (out / "params.json").write_text(json.dumps(best["params"], indent=2))
+    (out / "result.json").write_text(json.dumps({**best, "target": str(target), "backend": backend}, indent=2))
+    if best_logmel[1] is not None:
+        comparison_png(*best_logmel, out / "comparison.png",
+                       title=f"{target.name} vs {best['synth']} ({best['method']}, {best['renders']} renders): "
+                       f"{best['distance_name']} {best['distance']:.2f}")  # fmt: skip
+    log(f"best: {best['synth']} ({best['method']}), " + ", ".join(f"{k} {v:.3f}" for k, v in best["metrics"].items()))
+    log(f"wrote {out / 'match.wav'}, {out / 'params.json'}, {out / 'comparison.png'}")
+    return best
+
+
+def _raw_render(env: SoundMatchEnv, params: dict[str, float]) -> np.ndarray:
+    """The synth's own output (not loudness-normalised) for ``params``."""
+    audio = env.backend.render(env.synth, env.synth.from_dicts(params)).audio
+    if audio is None:
+        raise SynthenvError(f"the {env.backend.name} backend returns no audio: use --backend nrt or numpy")
+    return audio
+
+
+def random_patches_distance(target: str | Path, synth: str, n: int = 200, backend: str = "numpy", seed: int = 0,
+                            name: str = "multiscale") -> float:  # fmt: skip
+    """The best ``name`` distance among ``n`` random patches of ``synth`` (pitch from the target)."""
+    env = SoundMatchEnv(synth=synth, backend=backend, targets=str(target), metrics=False)
+    try:
+        env.reset(seed=seed, options={"target_index": 0})
+        xs = np.random.default_rng(seed).random((n, len(env.search_index)))
+        _, an = env.score(xs)
+        return float(distances.compute(name, env._ep.target, an).min())
+    finally:
+        env.close()

@@ -1,0 +1,99 @@
+"""Load a trained run and use its policy as a search method with a render budget."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthenv.agents.search import SearchResult
+from synthenv.env import SoundMatchEnv
+from synthenv.errors import SynthenvError
+
+
+@dataclass
+class Policy:
+    """A trained model, its observation normalisation and the env config it was trained on."""
+
+    model: object
+    obs_mean: np.ndarray | None
+    obs_var: np.ndarray | None
+    config: dict
+    recurrent: bool = False
+    clip_obs: float = 10.0
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        if self.obs_mean is None:
+            return obs
+        return np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -self.clip_obs, self.clip_obs).astype(
+            np.float32
+        )
+
+
+def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
+    """Load ``RUN_DIR/model.zip`` (or a checkpoint) with ``vecnormalize.pkl`` and ``config.json``."""
+    run = Path(run_dir)
+    cfg_path = run / "config.json"
+    if not cfg_path.is_file():
+        raise SynthenvError(f"{run} is not a synthenv run folder (no config.json); train one with `synthenv train`")
+    config = json.loads(cfg_path.read_text())
+    model_path = Path(checkpoint) if checkpoint else run / "model.zip"
+    if not model_path.is_file():
+        raise SynthenvError(
+            f"no model at {model_path}: the run has not finished; pass a checkpoint from {run}/checkpoints"
+        )
+    recurrent = config.get("algo") == "recurrent_ppo"
+    if recurrent:
+        from sb3_contrib import RecurrentPPO as Algo
+    else:
+        from stable_baselines3 import PPO as Algo
+    model = Algo.load(model_path, device="cpu")
+    mean = var = None
+    norm = run / "vecnormalize.pkl"
+    if norm.is_file():
+        import pickle
+
+        with open(norm, "rb") as f:
+            stats = pickle.load(f)
+        mean, var = stats.obs_rms.mean.astype(np.float32), stats.obs_rms.var.astype(np.float32)
+    return Policy(model, mean, var, config, recurrent)
+
+
+def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict | None = None,
+                  seed: int = 0) -> SearchResult:  # fmt: skip
+    """Reset ``env`` on a target (``options``) and let the policy act for ``budget - 1`` steps: the
+    starting sound is its first render, each step one more. Returns the best candidate rendered."""
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1 render, got {budget}")
+    obs, info = env.reset(seed=seed, options=options)
+    ep = env._ep
+    best_d, best_x = info["distance"], ep.x[0, env.search_index].copy()
+    curve = [best_d]
+    state, start = None, np.ones((1,), dtype=bool)
+    for _ in range(budget - 1):
+        o = policy.normalize(obs[None])
+        if policy.recurrent:
+            action, state = policy.model.predict(o, state=state, episode_start=start, deterministic=True)
+            start = np.zeros((1,), dtype=bool)
+        else:
+            action, _ = policy.model.predict(o, deterministic=True)
+        obs, _, terminated, truncated, info = env.step(action[0])
+        if info["distance"] < best_d:
+            best_d, best_x = info["distance"], env._ep.x[0, env.search_index].copy()
+        curve.append(best_d)
+        if terminated or truncated:
+            break
+    curve += [best_d] * (budget - len(curve))
+    return SearchResult(best_x, float(best_d), budget, curve)
+
+
+def env_kwargs_for_eval(config: dict, **overrides) -> dict:
+    """The training env's kwargs, with episodes long enough for any budget and metrics off."""
+    kw = dict(config["env"])
+    kw.update(overrides)
+    kw["max_steps"] = 10**6
+    kw["metrics"] = False
+    kw["success_threshold"] = 0.0  # search to the end of the budget, as the baselines do
+    return kw

@@ -1,0 +1,163 @@
+"""Training, evaluation, matching and the search baselines, on small budgets."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import pluck
+
+pytest.importorskip("stable_baselines3", reason="training extra not installed (pip install 'synthenv[train]')")
+
+from synthenv.agents.search import run_search  # noqa: E402
+
+TINY = ["n_envs=8", "ppo.n_steps=32", "ppo.batch_size=64", "ppo.n_epochs=2", "eval_targets=2", "eval_budget=5",
+        "eval_every=256", "checkpoint_every=256", "ppo.policy_kwargs.net_arch=[32,32]"]  # fmt: skip
+
+
+def cli(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "synthenv.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def quadratic(target):
+    return lambda X: np.sum((np.atleast_2d(X) - target) ** 2, axis=1)
+
+
+@pytest.mark.parametrize("method", ["random", "hillclimb", "cmaes"])
+def test_search_respects_the_budget_and_improves(method):
+    target = np.array([0.2, 0.7, 0.4, 0.9])
+    calls = []
+    obj = quadratic(target)
+    res = run_search(method, lambda X: calls.append(len(X)) or obj(X), 4, 60, seed=1)
+    assert sum(calls) == 60 == res.renders == len(res.curve)
+    assert np.all(np.diff(res.curve) <= 0) and res.distance == res.curve[-1]
+    assert res.distance == pytest.approx(obj(res.x)[0])
+    assert res.distance < obj(np.full(4, 0.5))[0]
+
+
+def test_cmaes_beats_random_search_on_a_smooth_objective():
+    obj = quadratic(np.array([0.1, 0.8, 0.3, 0.6, 0.9]))
+    cma = np.mean([run_search("cmaes", obj, 5, 200, seed=s).distance for s in range(5)])
+    rnd = np.mean([run_search("random", obj, 5, 200, seed=s).distance for s in range(5)])
+    assert cma < rnd / 5
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "fm"
+    r = cli("train", "--synth", "fm", "--backend", "numpy", "--timesteps", "512", "-o", str(run), "--no-progress",
+            *[a for s in TINY for a in ("--set", s)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return run
+
+
+def test_training_writes_a_reusable_run_folder(tiny_run):
+    for name in ("config.json", "model.zip", "vecnormalize.pkl", "eval.csv", "report.md", "report.json",
+                 "learning_curve.png"):  # fmt: skip
+        assert (tiny_run / name).is_file(), name
+    assert list((tiny_run / "checkpoints").glob("model_*_steps.zip"))
+    assert list((tiny_run / "tb").rglob("events.out.tfevents.*"))
+    evals = (tiny_run / "eval.csv").read_text().strip().splitlines()
+    assert len(evals) >= 3  # header + periodic + final
+    from synthenv.agents.policy import load_policy
+
+    policy = load_policy(tiny_run)
+    assert policy.config["env"]["synth"] == "fm" and policy.obs_mean is not None
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "resumed"
+    shutil.copytree(tiny_run, run)
+    r = cli("train", "--timesteps", "1024", "--resume", "-o", str(run), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "resuming from" in r.stdout
+    assert json.loads((run / "report.json").read_text())["evaluations"][-1]["timesteps"] == "1024"
+
+
+def test_recurrent_ppo_trains(tmp_path):
+    r = cli("train", "--synth", "fm", "--recurrent", "--timesteps", "256", "-o", str(tmp_path / "rec"),
+            "--no-progress", *[a for s in TINY for a in ("--set", s)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "rec" / "config.json").read_text())["algo"] == "recurrent_ppo"
+
+
+def test_eval_compares_every_method_at_equal_budgets(tiny_run, tmp_path):
+    out = tmp_path / "eval"
+    r = cli("eval", str(tiny_run), "--targets", "random", "--n", "2", "--budget", "6", "--reference-budget", "20",
+            "--examples", "1", "--no-progress", "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    methods = {row["method"] for row in rows}
+    assert methods == {"ppo", "random_policy", "random", "hillclimb", "cmaes", "cmaes@20"}
+    for row in rows:
+        assert row["renders"] == (20 if row["method"] == "cmaes@20" else 6)
+        assert {"logmel_l1", "mfcc_l1", "lsd", "multiscale", "param_mae"} <= set(row)
+        assert abs(row["logmel_l1"] - row["distance"]) < 1e-3  # the reported best is re-measured exactly
+    table = (out / "table.md").read_text()
+    assert "95% CI" in table and "cmaes@20" in table
+    for name in ("results.csv", "target0.wav", "target0_ppo.wav", "target0_cmaes.png", "learning_curve.png"):
+        assert (out / name).is_file(), name
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """A stereo 44.1 kHz plucked-string WAV (not made by any synthenv synth)."""
+    path = tmp_path_factory.mktemp("rec") / "pluck.wav"
+    audio = pluck(262.0, 44100, 1.0)
+    soundfile.write(path, np.stack([audio, audio], 1), 44100)
+    return path
+
+
+@pytest.mark.parametrize("method", ["cmaes", "random", "hillclimb"])
+def test_match_a_recording(recording, tmp_path, method):
+    out = tmp_path / method
+    r = cli("match", str(recording), "--synth", "additive", "--method", method, "--budget", "24", "--backend",
+            "numpy", "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for name in ("match.wav", "params.json", "comparison.png"):
+        assert (out / name).is_file()
+    audio, sr = soundfile.read(out / "match.wav")
+    assert sr == 22050 and audio.shape == (22050,) and np.abs(audio).max() > 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["freq"] == pytest.approx(262.0, rel=0.03)  # pitch from the recording
+    assert "logmel_l1" in r.stdout
+
+
+def test_match_with_a_policy_and_auto_synth(recording, tiny_run, tmp_path):
+    r = cli("match", str(recording), "--method", "ppo", "--policy", str(tiny_run), "--budget", "8", "--backend",
+            "numpy", "-o", str(tmp_path / "ppo"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "ppo" / "result.json").read_text())["synth"] == "fm"
+    r = cli("match", str(recording), "--synth", "auto", "--budget", "8", "--backend", "numpy", "-o",
+            str(tmp_path / "auto"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for synth in ("fm", "subtractive", "additive"):
+        assert synth in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["match", "nope.wav", "--synth", "fm"], "target file not found"),
+        (["match", "{rec}", "--synth", "moog"], "unknown synth 'moog'"),
+        (["match", "{rec}", "--synth", "fm", "--budget", "0"], "budget must be at least 1"),
+        (["match", "{rec}", "--method", "ppo"], "needs --policy"),
+        (["match", "{rec}", "--method", "gradient"], "unknown method"),
+        (["train", "--synth", "moog", "-o", "{tmp}/x"], "unknown synth 'moog'"),
+        (["train", "--timesteps", "0", "-o", "{tmp}/x"], "total_timesteps must be positive"),
+        (["train", "--set", "ppo.learning_rate", "-o", "{tmp}/x"], "key=value"),
+        (["eval", "{tmp}"], "not a synthenv run folder"),
+        (["eval", "{run}", "--budget", "0"], "budget must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(args, message, recording, tiny_run, tmp_path):
+    args = [a.format(rec=recording, tmp=tmp_path, run=tiny_run) for a in args]
+    r = cli(*args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
