@@ -40,14 +40,19 @@ def audio_servers(descendants_of: int | None = None) -> set[int]:
     return mine
 
 
+def new_servers_after(before: set[int], grace: float = 5.0) -> set[int]:
+    """Audio servers started since ``before`` that are still running after ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    while audio_servers() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return audio_servers() - before
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_servers_left_behind():
     before = audio_servers()
     yield
-    deadline = time.monotonic() + 5
-    while audio_servers() - before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = audio_servers() - before
+    left = new_servers_after(before)
     assert not left, f"tests left audio-server processes running: pids {sorted(left)}"
 
 

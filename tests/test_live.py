@@ -9,7 +9,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import audio_servers, needs_scsynth
+from conftest import audio_servers, needs_scsynth, new_servers_after
 from gymnasium.utils.env_checker import check_env
 
 import synthenv
@@ -26,10 +26,7 @@ DUR = 0.25  # short notes keep real-time tests quick
 def no_new_servers():
     before = audio_servers()
     yield
-    deadline = time.monotonic() + 5
-    while audio_servers() - before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not audio_servers() - before, "a live env left scsynth or jackd running"
+    assert not new_servers_after(before), "a live env left scsynth or jackd running"
 
 
 def test_check_env_episode_and_cleanup(no_new_servers):

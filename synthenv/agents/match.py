@@ -95,8 +95,9 @@ def _raw_render(env: SoundMatchEnv, params: dict[str, float]) -> np.ndarray:
 
 
 def random_patches_distance(target: str | Path, synth: str, n: int = 200, backend: str = "numpy", seed: int = 0,
-                            name: str = "multiscale") -> float:  # fmt: skip
-    """The best ``name`` distance among ``n`` random patches of ``synth`` (pitch from the target)."""
+                            name: str = "logmel_l1") -> float:  # fmt: skip
+    """The best ``name`` distance among ``n`` random patches of ``synth`` (pitch from the target): what
+    ``match`` has to beat."""
     env = SoundMatchEnv(synth=synth, backend=backend, targets=str(target), metrics=False)
     try:
         env.reset(seed=seed, options={"target_index": 0})

@@ -1,0 +1,35 @@
+"""Every research notebook runs top to bottom (small budgets); a cell that raises fails the test."""
+
+from pathlib import Path
+
+import pytest
+from conftest import needs_sclang, needs_scsynth
+
+nbformat = pytest.importorskip("nbformat", reason="dev extra not installed (pip install 'synthenv[dev]')")
+nbclient = pytest.importorskip("nbclient", reason="dev extra not installed (pip install 'synthenv[dev]')")
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_every_notebook_is_committed_without_outputs():
+    assert len(NOTEBOOKS) == 5
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            assert not cell.get("outputs") and not cell.get("execution_count"), f"{path.name} has outputs: strip them"
+
+
+@pytest.mark.slow
+@needs_scsynth
+@needs_sclang
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()  # raises CellExecutionError with the failing cell's traceback
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    rich = [o for o in outputs if o.get("output_type") in ("display_data", "execute_result")]
+    assert any("image/png" in o.get("data", {}) for o in rich), "no plot was rendered"
+    assert any("text/html" in o.get("data", {}) and "<audio" in o["data"]["text/html"] for o in rich), "no audio player"
