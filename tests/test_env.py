@@ -176,3 +176,27 @@ def test_episode_against_a_recording(pluck_wav):
 def test_step_before_reset_is_a_clear_error():
     with pytest.raises(synthenv.SynthenvError, match="reset"):
         SoundMatchEnv().step(np.zeros(5, np.float32))
+
+
+def test_core_works_without_torch_or_stable_baselines3():
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'stable_baselines3', 'sb3_contrib'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import gymnasium as gym, numpy as np, synthenv\n"
+        "audio = synthenv.render('fm', {'freq': 220})\n"
+        "env = gym.make('synthenv/SoundMatch-v0', synth='fm')\n"
+        "env.reset(seed=0); env.step(np.zeros(5, np.float32))\n"
+        "venv = gym.make_vec('synthenv/SoundMatch-v0', num_envs=2)\n"
+        "venv.reset(seed=0); venv.step(np.zeros((2, 5), np.float32))\n"
+        "assert 'torch' not in sys.modules\n"
+        "print('ok', audio.shape)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok (22050,)" in r.stdout, r.stderr

@@ -174,3 +174,30 @@ def test_subproc_vec_env_workers_each_get_a_server(no_new_servers):
             assert obs.shape[0] == 2 and np.isfinite(rewards).all()
     finally:
         venv.close()
+
+
+def test_servers_die_with_the_process_that_started_them(no_new_servers):
+    """kill -9 of the owning Python process takes its scsynth and jackd with it (PR_SET_PDEATHSIG)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from synthenv.backends import make_backend\n"
+        "b = make_backend('live', duration=0.25)\n"
+        "print(b.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        scsynth_pid = int(owner.stdout.readline())
+        servers = audio_servers(descendants_of=owner.pid)
+        assert scsynth_pid in servers and len(servers) == 2  # scsynth and its private jackd
+    finally:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+    deadline = time.monotonic() + 5
+    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in servers):
+        assert time.monotonic() < deadline, f"servers {servers} outlived their owner"
+        time.sleep(0.1)
