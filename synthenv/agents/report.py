@@ -68,7 +68,7 @@ def comparison_png(target_logmel: np.ndarray, match_logmel: np.ndarray, out: str
                    sample_rate: int = 22050, hop: int = 256) -> Path:  # fmt: skip
     """Target and match log-mel spectrograms (``[T, M]`` dB) side by side."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100, sharey=True, layout="constrained")
     hi = float(max(target_logmel.max(), match_logmel.max()))
     t_end = target_logmel.shape[0] * hop / sample_rate
     for ax, data, name in zip(axes, (target_logmel, match_logmel), ("target", "match"), strict=True):
