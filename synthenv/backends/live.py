@@ -362,12 +362,11 @@ class LiveServer:
                 self._frames.pop(node, None)
         try:
             self.send(*msgs, bundle=True)
-            got = self._wait(
+            self._wait(
                 lambda: True if all(len(self._frames[n]) >= n_frames for n in analysis_ids) else None,
                 timeout,
                 f"{n_frames} analysis frames from {len(analysis_ids)} node(s)",
             )
-            assert got
             with self._cond:
                 frames = np.array([self._frames.pop(n)[:n_frames] for n in analysis_ids], dtype=np.float32)
         finally:
