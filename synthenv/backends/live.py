@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections import defaultdict, deque
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +166,7 @@ class LiveServer:
         self._sock.settimeout(0.1)
         self._cond = threading.Condition()
         self._replies: deque[tuple[str, list]] = deque(maxlen=1000)
-        self._frames: dict[int, list[list[float]]] = defaultdict(list)
+        self._frames: dict[int, list[list[float]]] = {}  # frames of the notes being collected
         self._failures: deque[str] = deque(maxlen=50)
         self.frames_received = 0  # every /synthenv/frame that arrived (the soak benchmark counts them)
         self._closed = False
@@ -278,8 +278,10 @@ class LiveServer:
             with self._cond:
                 for address, params in msgs:
                     if address == FRAME_ADDRESS and len(params) >= 2 + N_SERVER_FEATURES:
-                        self._frames[int(params[0])].append(params[2 : 2 + N_SERVER_FEATURES])
                         self.frames_received += 1
+                        node = int(params[0])
+                        if node in self._frames:  # late frames of finished notes are dropped
+                            self._frames[node].append(params[2 : 2 + N_SERVER_FEATURES])
                     elif address == "/fail":
                         self._failures.append(" ".join(map(str, params)))
                     else:
@@ -359,7 +361,7 @@ class LiveServer:
                                     "in", bus, "buf", buf, "reply", 1, "id", node))  # fmt: skip
         with self._cond:
             for node in analysis_ids:
-                self._frames.pop(node, None)
+                self._frames[node] = []
         try:
             self.send(*msgs, bundle=True)
             self._wait(
@@ -368,8 +370,11 @@ class LiveServer:
                 f"{n_frames} analysis frames from {len(analysis_ids)} node(s)",
             )
             with self._cond:
-                frames = np.array([self._frames.pop(n)[:n_frames] for n in analysis_ids], dtype=np.float32)
+                frames = np.array([self._frames[n][:n_frames] for n in analysis_ids], dtype=np.float32)
         finally:
+            with self._cond:
+                for node in analysis_ids:
+                    self._frames.pop(node, None)
             if self.alive:
                 self.send(osc_message("/g_freeAll", self.group))
         return frames
