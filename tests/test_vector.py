@@ -22,7 +22,7 @@ def test_make_vec_uses_the_native_vector_env():
 
 
 def test_one_backend_call_per_step(monkeypatch):
-    venv = SoundMatchVectorEnv(16, synth="subtractive", metrics=False)
+    venv = SoundMatchVectorEnv(16, synth="subtractive", metrics=False, success_threshold=0.0)
     venv.reset(seed=0)
     calls = []
     real = venv.core.backend.render
@@ -104,8 +104,15 @@ def test_sb3_adapter_reports_terminal_observations_and_trains():
 def test_vector_env_on_nrt_renders_all_sub_envs_in_one_scsynth_call(monkeypatch):
     import subprocess
 
-    venv = gym.make_vec(synthenv.ENV_ID, num_envs=32, synth="fm", backend="nrt", metrics=False,
-                        backend_options={"processes": 1})  # fmt: skip
+    venv = gym.make_vec(
+        synthenv.ENV_ID,
+        num_envs=32,
+        synth="fm",
+        backend="nrt",
+        metrics=False,
+        success_threshold=0.0,
+        backend_options={"processes": 1},
+    )  # no autoreset this step
     venv.reset(seed=0)
     calls = []
     real = subprocess.run
