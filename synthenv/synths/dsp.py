@@ -388,8 +388,3 @@ def rlpf(x: np.ndarray, cutoff_blocks: np.ndarray, rq: np.ndarray, sr: int, bloc
     out = np.empty_like(x)
     _rlpf_kernel(x, cutoff, rq, float(sr), block, out)
     return out
-
-
-def control_rate(signal: np.ndarray, block: int = BLOCK_SIZE) -> np.ndarray:
-    """Sample an audio-rate ``[B, n]`` signal at each control block's start: ``[B, ceil(n/block)]``."""
-    return np.ascontiguousarray(signal[:, ::block])
