@@ -62,9 +62,10 @@ MAX_BATCH = 64  # candidates per render: private buses and buffers are reserved 
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGKILL this child when the thread that started it exits."""
+    """Ask Linux to SIGTERM this child when the thread that started it exits (SIGTERM, not SIGKILL,
+    so that jackd and scsynth unregister their shared memory on the way out)."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_udp_port() -> int:
@@ -131,6 +132,37 @@ def _stop_process(proc: subprocess.Popen) -> None:
             proc.wait(timeout=3)
 
 
+@contextlib.contextmanager
+def _jack_start_lock():
+    """Serialise JACK server start-ups across processes (SubprocVecEnv workers boot at once)."""
+    import fcntl
+
+    with open(os.path.join(tempfile.gettempdir(), f"synthenv-jack-{os.getuid()}.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _clear_stale_jack_state() -> None:
+    """JACK keeps at most 8 servers in its shared-memory registry and a server that was killed never
+    leaves it, so after 8 unclean exits no dummy server can start ('Too many servers already active').
+    When no jackd runs at all (checked under the start lock), every registration is stale: remove them.
+    Likewise the 8 MB shared-memory files that killed scsynths leave, when no scsynth runs."""
+    shm = Path("/dev/shm")
+    for program, pattern in (("jackd|jackdbus", "jack[-_]*"), ("scsynth", "SuperColliderServer_*")):
+        try:
+            running = subprocess.run(["pgrep", "-x", program], capture_output=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if running:
+            continue
+        for p in shm.glob(pattern):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 def _jack_running(name: str | None = None) -> bool:
     env = dict(os.environ, JACK_NO_START_SERVER="1")
     if name:
@@ -191,15 +223,17 @@ class LiveServer:
         env = dict(os.environ)
         if self.jack_mode == "dummy" or (self.jack_mode == "auto" and not _jack_running()):
             name = f"synthenv-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-            self._jackd = _Process(
-                ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", "256"],
-                dict(env, JACK_NO_START_SERVER="1"), "jackd",
-            )  # fmt: skip
-            deadline = time.monotonic() + BOOT_TIMEOUT
-            while not _jack_running(name):
-                if not self._jackd.alive or time.monotonic() > deadline:
-                    raise BackendError(f"the JACK dummy server did not start:\n{self._jackd.tail()}")
-                time.sleep(0.05)
+            with _jack_start_lock():
+                _clear_stale_jack_state()
+                self._jackd = _Process(
+                    ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", "256"],
+                    dict(env, JACK_NO_START_SERVER="1"), "jackd",
+                )  # fmt: skip
+                deadline = time.monotonic() + BOOT_TIMEOUT
+                while not _jack_running(name):
+                    if not self._jackd.alive or time.monotonic() > deadline:
+                        raise BackendError(f"the JACK dummy server did not start:\n{self._jackd.tail()}")
+                    time.sleep(0.05)
             env["JACK_DEFAULT_SERVER"] = name
         elif self.jack_mode == "system" and not _jack_running():
             raise BackendError("jack='system' but no JACK server is running: start one (e.g. qjackctl) or use 'auto'")
@@ -250,6 +284,9 @@ class LiveServer:
         for proc in (self._scsynth, self._jackd):
             if proc is not None:
                 proc.stop()
+        if self._scsynth is not None:  # a killed scsynth leaves its 8 MB shared-memory file behind
+            with contextlib.suppress(OSError):
+                os.remove(f"/dev/shm/SuperColliderServer_{self.address[1]}")
         self._sock.close()
 
     # -- OSC ------------------------------------------------------------------------------------
