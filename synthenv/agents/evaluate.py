@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -147,8 +146,6 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
         lines = {f"{k} @ {budget}": v for k, v in base.items()}
         title = f"{config['env']['synth']}: policy vs baselines at {budget} renders"
         learning_curve_png(eval_csv, out_dir / "learning_curve.png", baselines=lines, title=title)
-    if (Path(run_dir) / "learning_curve.png").exists() and not eval_csv.exists():
-        shutil.copy(Path(run_dir) / "learning_curve.png", out_dir / "learning_curve.png")
     log(header + table)
     log(f"\nwrote {out_dir}")
     summary = {m: {k: float(np.mean(v)) for k, v in r.items()} for m, r in results.items()}

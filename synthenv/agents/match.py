@@ -15,7 +15,7 @@ from synthenv.agents.report import comparison_png
 from synthenv.agents.search import METHODS, run_search
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
-from synthenv.features import TARGET_RMS, loudness_normalize
+from synthenv.features import loudness_normalize
 from synthenv.synths import available_synths, get_synth
 
 
@@ -62,6 +62,7 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
                 x0 = env._ep.x[0, env.search_index]
                 res = run_search(method, lambda X, e=env: e.score(X)[0], len(env.search_index), budget, seed, x0)
             env.reset(seed=seed, options={"target_index": 0})
+            target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
             metrics, audio, logmel = measure(env, res.x)
             log(f"{name:<12} {method} best {env.distance} after {res.renders} renders: {res.distance:.3f}")
             if best is None or res.distance < best["distance"]:
@@ -72,9 +73,7 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
                 best_logmel = (env._ep.target.logmel[0], logmel)
         finally:
             env.close()
-    target_audio = env.target.audio
-    rms = float(np.sqrt(np.mean(np.square(target_audio)))) if target_audio is not None else TARGET_RMS
-    soundfile.write(out / "match.wav", loudness_normalize(best_audio, rms)[0], sample_rate)
+    soundfile.write(out / "match.wav", loudness_normalize(best_audio, target_rms)[0], sample_rate)
     (out / "params.json").write_text(json.dumps(best["params"], indent=2))
     (out / "result.json").write_text(json.dumps({**best, "target": str(target), "backend": backend}, indent=2))
     if best_logmel[1] is not None:
