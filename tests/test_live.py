@@ -3,6 +3,8 @@
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import warnings
 
@@ -176,11 +178,8 @@ def test_subproc_vec_env_workers_each_get_a_server(no_new_servers):
         venv.close()
 
 
-def test_servers_die_with_the_process_that_started_them(no_new_servers):
-    """kill -9 of the owning Python process takes its scsynth and jackd with it (PR_SET_PDEATHSIG)."""
-    import subprocess
-    import sys
-
+def _owner_with_a_live_server():
+    """A Python process that boots a live backend, prints its scsynth pid and sleeps."""
     code = (
         "import sys, time\n"
         "from synthenv.backends import make_backend\n"
@@ -188,16 +187,52 @@ def test_servers_die_with_the_process_that_started_them(no_new_servers):
         "print(b.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
-    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = owner.stdout.readline()
+    if not line:
+        owner.wait()
+        pytest.fail(f"the live backend did not boot:\n{owner.stderr.read()}")
+    return owner, int(line)
+
+
+def _kill(owner: subprocess.Popen) -> None:
+    owner.kill()
+    owner.wait()
+    owner.stdout.close()
+    owner.stderr.close()
+
+
+def _running(pid: int) -> bool:
     try:
-        scsynth_pid = int(owner.stdout.readline())
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_servers_die_with_the_process_that_started_them(no_new_servers):
+    """kill -9 of the owning Python process takes its scsynth and jackd with it (PR_SET_PDEATHSIG)."""
+    owner, scsynth_pid = _owner_with_a_live_server()
+    try:
         servers = audio_servers(descendants_of=owner.pid)
         assert scsynth_pid in servers and len(servers) == 2  # scsynth and its private jackd
     finally:
-        owner.kill()
-        owner.wait()
-        owner.stdout.close()
+        _kill(owner)
     deadline = time.monotonic() + 5
-    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in servers):
-        assert time.monotonic() < deadline, f"servers {servers} outlived their owner"
+    while alive := {p for p in servers if _running(p)}:
+        assert time.monotonic() < deadline, f"servers {alive} outlived their owner by 5 s"
         time.sleep(0.1)
+
+
+def test_killed_servers_do_not_use_up_jack_slots(no_new_servers):
+    """JACK's registry has 8 slots and a killed server keeps its slot. With a JACK server of ours running
+    (so the when-no-jackd-runs cleanup cannot help), more kills than slots, each followed at once by the
+    next boot (the killed jackd not yet reaped), still leave room for a new server."""
+    keep = make_backend("live", duration=DUR)
+    try:
+        for _ in range(live.JACK_MAX_SERVERS + 1):
+            owner, _pid = _owner_with_a_live_server()
+            _kill(owner)
+        make_backend("live", duration=DUR).close()
+    finally:
+        keep.close()

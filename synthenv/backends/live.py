@@ -31,9 +31,9 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +58,18 @@ BOOT_TIMEOUT = 15.0
 READY_LINE = "SuperCollider 3 server ready"
 FRAME_ADDRESS = "/synthenv/frame"
 IMMEDIATELY = 1.0 / 2**32  # OSC timetag 1: "execute now"
+JACK_MAX_SERVERS = 8  # JACK's shared-memory registry holds this many servers
 MAX_BATCH = 64  # candidates per render: private buses and buffers are reserved for this many
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the thread that started it exits (SIGTERM, not SIGKILL,
-    so that jackd and scsynth unregister their shared memory on the way out)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """A preexec_fn asking Linux to send ``sig`` to the child when the thread that started it exits."""
+
+    def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+
+    return preexec
 
 
 def free_udp_port() -> int:
@@ -77,13 +81,13 @@ def free_udp_port() -> int:
 class _Process:
     """A child process we own: output collected by a thread, stopped on close/exit/parent death."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], name: str) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], name: str, death_signal: int = signal.SIGTERM) -> None:
         self.name = name
         self.output: deque[str] = deque(maxlen=200)
         try:
             self.proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                env=env, preexec_fn=_die_with_parent if os.name == "posix" else None,
+                env=env, preexec_fn=_die_with_parent(death_signal) if os.name == "posix" else None,
             )  # fmt: skip
         except OSError as exc:
             raise BackendError(f"could not start {name} ({cmd[0]}): {exc}") from None
@@ -146,8 +150,8 @@ def _jack_start_lock():
 
 
 def _clear_stale_jack_state() -> None:
-    """JACK keeps at most 8 servers in its shared-memory registry and a server that was killed never
-    leaves it, so after 8 unclean exits no dummy server can start ('Too many servers already active').
+    """A killed JACK server never leaves JACK's registry (8 slots) unless a server of the same name
+    starts again, so other programs' killed servers can fill it ('Too many servers already active').
     When no jackd runs at all (checked under the start lock), every registration is stale: remove them.
     Likewise the 8 MB shared-memory files that killed scsynths leave, when no scsynth runs."""
     shm = Path("/dev/shm")
@@ -161,6 +165,23 @@ def _clear_stale_jack_state() -> None:
         for p in shm.glob(pattern):
             with contextlib.suppress(OSError):
                 p.unlink()
+
+
+def _jackd_names_in_use() -> set[str]:
+    """The ``-n`` names of every jackd process on this machine (read from /proc, so a stopped or
+    still-booting server counts too)."""
+    names = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if os.path.basename(args[0]) != "jackd":
+            continue
+        for flag, value in zip(args, args[1:], strict=False):
+            if flag in ("-n", "--name"):
+                names.add(value)
+    return names
 
 
 def _jack_running(name: str | None = None) -> bool:
@@ -222,18 +243,9 @@ class LiveServer:
     def _boot(self) -> None:
         env = dict(os.environ)
         if self.jack_mode == "dummy" or (self.jack_mode == "auto" and not _jack_running()):
-            name = f"synthenv-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             with _jack_start_lock():
                 _clear_stale_jack_state()
-                self._jackd = _Process(
-                    ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", "256"],
-                    dict(env, JACK_NO_START_SERVER="1"), "jackd",
-                )  # fmt: skip
-                deadline = time.monotonic() + BOOT_TIMEOUT
-                while not _jack_running(name):
-                    if not self._jackd.alive or time.monotonic() > deadline:
-                        raise BackendError(f"the JACK dummy server did not start:\n{self._jackd.tail()}")
-                    time.sleep(0.05)
+                name = self._start_jackd(env)
             env["JACK_DEFAULT_SERVER"] = name
         elif self.jack_mode == "system" and not _jack_running():
             raise BackendError("jack='system' but no JACK server is running: start one (e.g. qjackctl) or use 'auto'")
@@ -253,6 +265,44 @@ class LiveServer:
             if not any(t in log.lower() for t in ("address in use", "address already in use", "bind")):
                 raise BackendError(f"scsynth did not start within {BOOT_TIMEOUT:.0f} s:\n{log}")
         raise BackendError(f"scsynth could not bind a free UDP port on 127.0.0.1:\n{log}")
+
+    def _start_jackd(self, env: dict[str, str]) -> str:
+        """Start a private JACK dummy server; return its name.
+
+        Names come from a fixed pool: JACK's registry has JACK_MAX_SERVERS slots and frees a killed
+        server's slot only when a server of the same name starts, so reusing names keeps our killed
+        servers from filling it (unique names end in 'Too many servers already active'). A name whose
+        last server died but is not yet reaped (JACK counts a zombie as alive) gives 'server already
+        active': the next name is tried."""
+        in_use = _jackd_names_in_use()
+        log = ""
+        for k in range(JACK_MAX_SERVERS):
+            name = f"synthenv-{os.getuid()}-{k}"
+            if name in in_use:
+                continue
+            # SIGKILL when our process dies: on SIGTERM jackd waits up to 6 s for its scsynth client,
+            # dying at the same moment, to deactivate. The registry slot it leaves is reclaimed by the
+            # next server of this name.
+            jackd = _Process(
+                ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(self.sample_rate), "-p", "256"],
+                dict(env, JACK_NO_START_SERVER="1"), "jackd", death_signal=signal.SIGKILL,
+            )  # fmt: skip
+            deadline = time.monotonic() + BOOT_TIMEOUT
+            while not _jack_running(name):
+                if not jackd.alive or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            else:
+                self._jackd = jackd
+                return name
+            jackd.stop()
+            log = jackd.tail()
+            if "' server already active" not in log:
+                raise BackendError(f"the JACK dummy server did not start:\n{log}")
+        raise BackendError(
+            f"no JACK server slot is free (JACK allows {JACK_MAX_SERVERS} servers; running: {sorted(in_use)}): "
+            f"close some live envs, or start one JACK server and use jack='system'\n{log}"
+        )
 
     def _register(self) -> None:
         reply = self.request(osc_message("/notify", 1), lambda a, p: a == "/done" and p[:1] == ["/notify"])
