@@ -198,16 +198,31 @@ class SoundMatchEnv(gym.Env):
     @property
     def params(self) -> dict[str, float]:
         """Current params, physical units."""
-        return self.synth.to_dict(self.synth.denormalize(self._ep.x[0]))
+        return self.synth.to_dict(self.synth.denormalize(self._episode().x[0]))
 
     @property
     def target(self) -> Target | None:
         return None if self._ep is None else self._ep.targets[0]
 
     @property
+    def target_analysis(self) -> Analysis:
+        """The current target's features (an Analysis of one sound)."""
+        return self._episode().target
+
+    @property
+    def search_x(self) -> np.ndarray:
+        """The current candidate's searchable params in [0, 1], ``[A]`` (a copy)."""
+        return self._episode().x[0, self.search_index].copy()
+
+    def _episode(self) -> Episodes:
+        if self._ep is None:
+            raise SynthenvError("call reset() first")
+        return self._ep
+
+    @property
     def current_audio(self) -> np.ndarray | None:
         """The current sound (loudness-normalised), float32 ``[N]``; None if the backend returns no audio."""
-        audio = self._ep.current.audio
+        audio = self._episode().current.audio
         return None if audio is None else audio[0]
 
     # -- batched episode logic, shared with the vector env (synthenv.vector) ---------------------
@@ -312,21 +327,23 @@ class SoundMatchEnv(gym.Env):
         """Distances from episode ``row``'s target to candidates given as searchable params ``[B, A]``
         in [0, 1] (the fixed ones, e.g. ``freq``, as in the episode), rendered in one backend call.
         This is what search baselines spend their render budget on. Returns ``([B], analysis)``."""
-        ep = ep or self._ep
-        if ep is None:
-            raise SynthenvError("call reset() before score()")
+        ep = ep or self._episode()
         xs = np.clip(np.atleast_2d(np.asarray(x_search, dtype=np.float64)), 0.0, 1.0)
         x = np.tile(ep.x[row], (xs.shape[0], 1))
         x[:, self.search_index] = xs
         an = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
         return distances.compute(self.distance, ep.target.take(row), an).astype(np.float64), an
 
+    def full_x(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0) -> np.ndarray:
+        """All params in [0, 1] of a candidate given by its searchable params (the fixed ones as in the
+        episode)."""
+        x = (ep or self._episode()).x[row].copy()
+        x[self.search_index] = np.clip(x_search, 0.0, 1.0)
+        return x
+
     def full_params(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0) -> dict[str, float]:
         """Physical params of a candidate given by its searchable params in [0, 1]."""
-        ep = ep or self._ep
-        x = ep.x[row].copy()
-        x[self.search_index] = np.clip(x_search, 0.0, 1.0)
-        return self.synth.to_dict(self.synth.denormalize(x))
+        return self.synth.to_dict(self.synth.denormalize(self.full_x(x_search, ep, row)))
 
     def check_actions(self, action, batched: bool, n: int | None = None) -> np.ndarray:
         """Validate an action (``[A]``, or ``[n, A]`` when batched): float64, clipped to [-1, 1]."""

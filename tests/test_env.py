@@ -174,8 +174,32 @@ def test_episode_against_a_recording(pluck_wav):
 
 
 def test_step_before_reset_is_a_clear_error():
+    env = SoundMatchEnv()
     with pytest.raises(synthenv.SynthenvError, match="reset"):
-        SoundMatchEnv().step(np.zeros(5, np.float32))
+        env.step(np.zeros(5, np.float32))
+    for view in ("params", "search_x", "target_analysis", "current_audio"):
+        with pytest.raises(synthenv.SynthenvError, match="reset"):
+            getattr(env, view)
+
+
+def test_public_views_follow_the_episode():
+    """search_x, full_x, params and target_analysis are what search baselines and agents read."""
+    env = SoundMatchEnv(synth="fm", action_scale=0.1)
+    _, info = env.reset(seed=3)
+    before = env.search_x
+    action = np.full(5, 0.5, np.float32)
+    _, _, _, _, info = env.step(action)
+    x = env.search_x
+    np.testing.assert_allclose(x, np.clip(before + 0.05, 0, 1))
+    assert env.full_params(x) == pytest.approx(info["params"])
+    assert env.params == pytest.approx(info["params"])
+    j = env.synth.index("freq")  # fixed from the target, not searched
+    assert env.full_x(x)[j] == pytest.approx(env.synth.normalize(env.target.params)[j])
+    d, _ = env.score(x[None])
+    t = env.target_analysis
+    assert t.logmel.shape[0] == 1 and d[0] == pytest.approx(info["distance"], rel=1e-6)
+    x[0] = 0.99  # a copy: the episode is untouched
+    assert env.search_x[0] != 0.99
 
 
 def test_core_works_without_torch_or_stable_baselines3():

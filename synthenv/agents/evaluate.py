@@ -51,13 +51,10 @@ def check_compatible(policy: Policy, env: SoundMatchEnv) -> None:
 def measure(env: SoundMatchEnv, x_search: np.ndarray) -> tuple[dict[str, float], np.ndarray | None, np.ndarray | None]:
     """Every distance of one candidate to the current target, its audio and its log-mel."""
     _, an = env.score(x_search[None])
-    target = env._ep.target
-    m = {k: float(v[0]) for k, v in distances.compute_all(target, an).items()}
+    m = {k: float(v[0]) for k, v in distances.compute_all(env.target_analysis, an).items()}
     t = env.target
     if t.params is not None:
-        x = env._ep.x[0].copy()
-        x[env.search_index] = x_search
-        m["param_mae"] = float(distances.param_mae(env.synth.normalize(t.params), x)[0])
+        m["param_mae"] = float(distances.param_mae(env.synth.normalize(t.params), env.full_x(x_search))[0])
     audio = None if an.audio is None else an.audio[0]
     logmel = None if an.audio is None else an.logmel[0]
     return m, audio, logmel
@@ -106,7 +103,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                 else:
                     env.reset(seed=seed + i, options=opt)
                     name, _, k = method.partition("@")
-                    x0 = env._ep.x[0, env.search_index]
+                    x0 = env.search_x
                     found[method] = run_search(name, lambda X: env.score(X)[0], dim, int(k or budget), seed + i, x0)
                 bar.update(1)
             env.reset(seed=seed + i, options=opt)  # measure every best candidate against this target
@@ -120,7 +117,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                     results[method].setdefault(k, []).append(v)
                 if i < examples and audio is not None:
                     soundfile.write(out_dir / f"target{i}_{method}.wav", audio, env.sample_rate)
-                    comparison_png(env._ep.target.logmel[0], logmel, out_dir / f"target{i}_{method}.png",
+                    comparison_png(env.target_analysis.logmel[0], logmel, out_dir / f"target{i}_{method}.png",
                                    title=f"target {i} ({target_desc.get('kind')}), {method}: {env.distance} "
                                    f"{res.distance:.2f}")  # fmt: skip
             if i < examples and env.target.audio is not None:

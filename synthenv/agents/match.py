@@ -59,7 +59,7 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
                 res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed)
             else:
                 env.reset(seed=seed, options={"target_index": 0})
-                x0 = env._ep.x[0, env.search_index]
+                x0 = env.search_x
                 res = run_search(method, lambda X, e=env: e.score(X)[0], len(env.search_index), budget, seed, x0)
             env.reset(seed=seed, options={"target_index": 0})
             target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
@@ -70,7 +70,7 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
                 best = {"synth": name, "method": method, "distance": res.distance, "distance_name": env.distance,
                         "metrics": metrics, "params": params, "renders": res.renders, "f0": env.target.f0}  # fmt: skip
                 best_audio = _raw_render(env, params)
-                best_logmel = (env._ep.target.logmel[0], logmel)
+                best_logmel = (env.target_analysis.logmel[0], logmel)
         finally:
             env.close()
     soundfile.write(out / "match.wav", loudness_normalize(best_audio, target_rms)[0], sample_rate)
@@ -102,6 +102,6 @@ def random_patches_distance(target: str | Path, synth: str, n: int = 200, backen
         env.reset(seed=seed, options={"target_index": 0})
         xs = np.random.default_rng(seed).random((n, len(env.search_index)))
         _, an = env.score(xs)
-        return float(distances.compute(name, env._ep.target, an).min())
+        return float(distances.compute(name, env.target_analysis, an).min())
     finally:
         env.close()

@@ -68,8 +68,7 @@ def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict
     if budget < 1:
         raise ValueError(f"budget must be at least 1 render, got {budget}")
     obs, info = env.reset(seed=seed, options=options)
-    ep = env._ep
-    best_d, best_x = info["distance"], ep.x[0, env.search_index].copy()
+    best_d, best_x = info["distance"], env.search_x
     curve = [best_d]
     state, start = None, np.ones((1,), dtype=bool)
     for _ in range(budget - 1):
@@ -81,7 +80,7 @@ def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict
             action, _ = policy.model.predict(o, deterministic=True)
         obs, _, terminated, truncated, info = env.step(action[0])
         if info["distance"] < best_d:
-            best_d, best_x = info["distance"], env._ep.x[0, env.search_index].copy()
+            best_d, best_x = info["distance"], env.search_x
         curve.append(best_d)
         if terminated or truncated:
             break
