@@ -73,6 +73,9 @@ def loudness_normalize(audio: np.ndarray, target_rms: float = TARGET_RMS) -> np.
     return out
 
 
+STFT_ROWS = 16  # sounds per STFT call: temporaries stay in cache (measured: 256 sounds 53 -> 38 ms)
+
+
 @cache
 def _window(n_fft: int) -> np.ndarray:
     w = np.hanning(n_fft + 1)[:-1]  # periodic Hann
@@ -107,9 +110,11 @@ def stft_power(audio: np.ndarray, n_fft: int = N_FFT, hop: int | None = None, sa
     logmel = None if sample_rate is None else np.empty((*out.shape[:2], N_MELS), dtype=np.float32)
 
     def rows(start: int, stop: int) -> None:
-        _abs2(_stft(a[start:stop], n_fft, hop), out[start:stop])
-        if logmel is not None:
-            logmel[start:stop] = power_to_db(mel_power(out[start:stop], sample_rate))
+        for i in range(start, stop, STFT_ROWS):
+            j = min(i + STFT_ROWS, stop)
+            _abs2(_stft(a[i:j], n_fft, hop), out[i:j])
+            if logmel is not None:
+                logmel[i:j] = power_to_db(mel_power(out[i:j], sample_rate))
 
     for_row_chunks(rows, a.shape[0])
     return out if logmel is None else (out, logmel)
