@@ -30,9 +30,12 @@ from synthenv.features import analyze
 from synthenv.synths import get_synth
 from synthenv.vector import SoundMatchVectorEnv
 
+WARMUP = 3  # untimed calls before each row: the steady state is what training sees
+
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (JIT, caches, first allocation)
+    for _ in range(WARMUP):  # JIT, caches, and the allocator: glibc raises its mmap threshold only after
+        fn()  # big arrays were freed, so the first steps of a 256-env batch page-fault fresh memory
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -45,7 +48,7 @@ def bench(
     synth: str = "fm",
     backends: tuple[str, ...] = ("numpy", "nrt"),
     sizes: tuple[int, ...] = (16, 64, 256),
-    repeats: int = 5,
+    repeats: int = 7,
     single_steps: int = 20,
     log: Callable[[str], None] = print,
 ) -> dict:

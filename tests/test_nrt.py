@@ -174,6 +174,20 @@ def test_missing_output_is_an_error_and_temp_files_are_removed(monkeypatch, tmp_
     assert not list(tmp_path.glob("synthenv-nrt-*"))
 
 
+@pytest.mark.parametrize(
+    "write, match",
+    [
+        ("head -c 4000 /dev/zero", "audio file is short: 1000 frames"),  # one channel, cut off
+        ("printf abc", "unreadable: 3 bytes are not whole frames"),  # not whole floats
+    ],
+)
+def test_short_or_corrupt_output_is_a_clear_error(monkeypatch, tmp_path, write, match):
+    # the output path is scsynth's 4th argument (-N score input output ...)
+    monkeypatch.setenv("SYNTHENV_SCSYNTH", _fake_scsynth(tmp_path, f'{write} > "$4"; exit 0'))
+    with pytest.raises(BackendError, match=match):
+        render("fm", {}, backend="nrt")
+
+
 def test_bad_params_are_rejected_before_any_process_starts(monkeypatch, tmp_path):
     marker = tmp_path / "started"
     monkeypatch.setenv("SYNTHENV_SCSYNTH", _fake_scsynth(tmp_path, f"touch {marker}; exit 1"))
