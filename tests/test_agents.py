@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,9 +169,31 @@ def test_cmaes_match_beats_the_best_of_200_random_patches(recording, tmp_path):
     from synthenv.agents.match import match, random_patches_distance
 
     # measured on this recording: cmaes / best-of-200-random log-mel L1 = 0.82 (fm), 0.82 (subtractive),
-    # 0.93 (additive: 8 partials cannot reach a plucked string's upper harmonics)
-    for synth, factor in (("fm", 0.9), ("subtractive", 0.9), ("additive", 0.97)):
+    # 0.80 (additive)
+    for synth in ("fm", "subtractive", "additive"):
         best = match(recording, synth=synth, method="cmaes", budget=200, backend="numpy", out_dir=tmp_path / synth,
                      log=lambda *a: None)  # fmt: skip
         random_best = random_patches_distance(recording, synth, 200)
-        assert best["metrics"]["logmel_l1"] < factor * random_best, (synth, best["metrics"]["logmel_l1"], random_best)
+        assert best["metrics"]["logmel_l1"] < 0.9 * random_best, (synth, best["metrics"]["logmel_l1"], random_best)
+
+
+INSTRUMENTS = Path(__file__).parent / "data" / "instruments"
+
+
+@pytest.mark.slow
+def test_cmaes_matches_sampled_real_instruments(tmp_path):
+    """Notes of sampled real instruments (FluidR3 GM, see tests/data/instruments/README.md): CMA-ES at
+    200 renders against the best of 200 random patches, per synth. Measured (benchmarks/
+    match_instruments.py --folder tests/data/instruments): mean ratio fm 0.89, subtractive 0.83,
+    additive 0.64; worst note 0.99, 0.97, 0.74."""
+    from synthenv.agents.match import match, random_patches_distance
+
+    notes = sorted(INSTRUMENTS.glob("*.wav"))
+    assert len(notes) == 5
+    for synth, mean_bound in (("fm", 0.95), ("subtractive", 0.9), ("additive", 0.75)):
+        ratios = []
+        for note in notes:
+            best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy",
+                         out_dir=tmp_path / f"{note.stem}_{synth}", log=lambda *a: None)  # fmt: skip
+            ratios.append(best["distance"] / random_patches_distance(note, synth, 200))
+        assert max(ratios) < 1.02 and np.mean(ratios) < mean_bound, (synth, np.round(ratios, 3))
