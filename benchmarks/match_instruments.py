@@ -5,7 +5,7 @@
 
 Without ``--folder`` it renders 20 General MIDI instruments (one 1 s note each) with fluidsynth from
 the FluidR3 GM SoundFont (MIT licence; Debian: ``apt-get install fluidsynth fluid-soundfont-gm``),
-or, when fluidsynth is absent, uses the five notes in ``tests/data/instruments``. For every note and
+or, when fluidsynth is absent, uses the five notes shipped in ``synthenv/data/instruments``. For every note and
 synth it runs ``match(method="cmaes", budget=B)`` and the best of ``B`` random patches (pitch fixed
 from the note in both), and prints their log-mel L1 and the ratio (below 1: CMA-ES is better).
 ``--render DIR`` only writes the notes (22,050 Hz mono WAVs) into DIR.
@@ -26,7 +26,6 @@ import numpy as np
 import soundfile
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-SHIPPED = Path(__file__).resolve().parent.parent / "tests" / "data" / "instruments"
 #: name -> (General MIDI program, MIDI note)
 INSTRUMENTS = {
     "piano": (0, 60), "epiano": (4, 64), "marimba": (12, 67), "organ": (19, 57), "accordion": (21, 64),
@@ -93,6 +92,7 @@ def main() -> None:
         return
 
     from synthenv.agents.match import match, random_patches_distance
+    from synthenv.samples import INSTRUMENTS_DIR
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.folder:
@@ -100,8 +100,8 @@ def main() -> None:
         elif shutil.which("fluidsynth") and SOUNDFONT.exists():
             files = render_notes(Path(tmp) / "notes", only)
         else:
-            print(f"fluidsynth or {SOUNDFONT} missing: using the notes in {SHIPPED}", file=sys.stderr)
-            files = sorted(SHIPPED.glob("*.wav"))
+            print(f"fluidsynth or {SOUNDFONT} missing: using the notes in {INSTRUMENTS_DIR}", file=sys.stderr)
+            files = sorted(INSTRUMENTS_DIR.glob("*.wav"))
         synths = args.synths.split(",")
         print(f"cmaes@{args.budget} / best of {args.budget} random patches, log-mel L1 (dB), {args.backend} backend")
         print(f"{'note':<14}" + "".join(f"{s:>26}" for s in synths))

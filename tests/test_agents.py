@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,18 +176,16 @@ def test_cmaes_match_beats_the_best_of_200_random_patches(recording, tmp_path):
         assert best["metrics"]["logmel_l1"] < 0.9 * random_best, (synth, best["metrics"]["logmel_l1"], random_best)
 
 
-INSTRUMENTS = Path(__file__).parent / "data" / "instruments"
-
-
 @pytest.mark.slow
 def test_cmaes_matches_sampled_real_instruments(tmp_path):
-    """Notes of sampled real instruments (FluidR3 GM, see tests/data/instruments/README.md): CMA-ES at
+    """Notes of sampled real instruments (FluidR3 GM, see synthenv/data/instruments/README.md): CMA-ES at
     200 renders against the best of 200 random patches, per synth. Measured (benchmarks/
-    match_instruments.py --folder tests/data/instruments): mean ratio fm 0.89, subtractive 0.83,
+    match_instruments.py --folder synthenv/data/instruments): mean ratio fm 0.89, subtractive 0.83,
     additive 0.64; worst note 0.99, 0.97, 0.74."""
     from synthenv.agents.match import match, random_patches_distance
+    from synthenv.samples import instrument_notes
 
-    notes = sorted(INSTRUMENTS.glob("*.wav"))
+    notes = list(instrument_notes().values())
     assert len(notes) == 5
     for synth, mean_bound in (("fm", 0.95), ("subtractive", 0.9), ("additive", 0.75)):
         ratios = []
@@ -197,3 +194,23 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
                          out_dir=tmp_path / f"{note.stem}_{synth}", log=lambda *a: None)  # fmt: skip
             ratios.append(best["distance"] / random_patches_distance(note, synth, 200))
         assert max(ratios) < 1.02 and np.mean(ratios) < mean_bound, (synth, np.round(ratios, 3))
+
+
+def test_report_plots_leave_the_matplotlib_backend_alone(tmp_path):
+    """A notebook's inline backend must survive a match or an eval (plt.show() kept working after)."""
+    import matplotlib
+
+    from synthenv.agents.report import comparison_png, learning_curve_png
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        logmel = np.random.default_rng(0).uniform(-80, -20, (87, 64)).astype(np.float32)
+        comparison_png(logmel, logmel - 3, tmp_path / "c.png", title="t")
+        (tmp_path / "eval.csv").write_text("timesteps,mean_best_distance\n100,5.0\n200,4.0\n")
+        learning_curve_png(tmp_path / "eval.csv", tmp_path / "l.png", baselines={"random": 6.0})
+        assert matplotlib.get_backend() == "svg"
+        for name in ("c.png", "l.png"):
+            assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)

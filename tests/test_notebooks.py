@@ -32,4 +32,8 @@ def test_notebook_runs(path, tmp_path):
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     rich = [o for o in outputs if o.get("output_type") in ("display_data", "execute_result")]
     assert any("image/png" in o.get("data", {}) for o in rich), "no plot was rendered"
+    for i, cell in enumerate(nb.cells):  # every plt.show() draws (no library switched the backend away)
+        if cell.cell_type == "code" and "plt.show()" in cell.source:
+            pngs = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+            assert pngs, f"cell {i} calls plt.show() but shows no plot"
     assert any("text/html" in o.get("data", {}) and "<audio" in o["data"]["text/html"] for o in rich), "no audio player"

@@ -33,21 +33,20 @@ def markdown_table(results: dict[str, dict[str, list[float]]], metrics: list[str
     return "\n".join(lines)
 
 
-def _plt():
-    import matplotlib
+def _figure(**kwargs):
+    """A figure drawn without pyplot: no GUI backend is needed and the caller's backend (a notebook's
+    inline one, say) is left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(dpi=100, **kwargs)
 
 
 def learning_curve_png(eval_csv: str | Path, out: str | Path, title: str = "learning curve",
                        baselines: dict[str, float] | None = None) -> Path:  # fmt: skip
     """Held-out mean best distance against timesteps (from ``eval.csv``), with baseline lines."""
     rows = list(csv.DictReader(open(eval_csv)))
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig = _figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     if rows:
         ax.plot([int(r["timesteps"]) for r in rows], [float(r["mean_best_distance"]) for r in rows], "o-",
                 label="policy (held-out targets)")  # fmt: skip
@@ -60,15 +59,14 @@ def learning_curve_png(eval_csv: str | Path, out: str | Path, title: str = "lear
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out)
-    plt.close(fig)
     return Path(out)
 
 
 def comparison_png(target_logmel: np.ndarray, match_logmel: np.ndarray, out: str | Path, title: str = "",
                    sample_rate: int = 22050, hop: int = 256) -> Path:  # fmt: skip
     """Target and match log-mel spectrograms (``[T, M]`` dB) side by side."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100, sharey=True, layout="constrained")
+    fig = _figure(figsize=(9, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
     hi = float(max(target_logmel.max(), match_logmel.max()))
     t_end = target_logmel.shape[0] * hop / sample_rate
     for ax, data, name in zip(axes, (target_logmel, match_logmel), ("target", "match"), strict=True):
@@ -81,7 +79,6 @@ def comparison_png(target_logmel: np.ndarray, match_logmel: np.ndarray, out: str
     if title:
         fig.suptitle(title, fontsize=9)
     fig.savefig(out)
-    plt.close(fig)
     return Path(out)
 
 
