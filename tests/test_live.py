@@ -95,7 +95,7 @@ def test_missing_replies_time_out(no_new_servers):
         t = time.monotonic()
         with pytest.raises(BackendError, match="no reply from scsynth"):
             backend.render(spec, spec.defaults[None, :])
-        assert time.monotonic() - t < DUR + 2.0
+        assert time.monotonic() - t < DUR + 1.0 + 2.0  # note + reply_timeout, with slack for a loaded machine
     finally:
         os.kill(backend.pid, signal.SIGCONT)
         backend.close()
