@@ -117,8 +117,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     import json
 
-    from synthenv.play import play
+    from synthenv.play import play, play_agent
 
+    if args.policy:
+        if not args.target:
+            raise SynthenvError("--policy needs --target: the recording the agent should match")
+        play_agent(args.policy, args.target, steps=args.steps, backend=args.backend, server=args.server,
+                   jack=args.jack)  # fmt: skip
+        return 0
+    if not args.synth:
+        raise SynthenvError("give --synth (with --set/--params), or --policy RUN_DIR and --target")
     params: dict[str, float] = {}
     if args.params:
         p = Path(args.params)
@@ -236,11 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "play",
-        help="hear a target and a synth patch on a live scsynth",
+        help="hear a target and a synth patch, or a trained agent matching a target, on a live scsynth",
         description="Play a target recording (optional), then a synth patch, on a real-time scsynth: through "
-        "your running JACK server (your sound card), or on a scsynth you run (--server).",
+        "your running JACK server (your sound card), or on a scsynth you run (--server). With --policy RUN_DIR "
+        "and --target, the trained agent searches for the target and you hear every candidate it tries.",
     )
-    p.add_argument("--synth", required=True, help=f"synth name ({', '.join(available_synths())})")
+    p.add_argument("--synth", help=f"synth name ({', '.join(available_synths())})")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter value (repeatable)")
     p.add_argument("--params", help="a JSON file name -> value (as written by synthenv match)")
     p.add_argument("--target", help="an audio file to play first")
@@ -249,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: use a running JACK server, else a silent dummy one (default)")  # fmt: skip
     p.add_argument("--duration", type=float, default=1.0, help="seconds per sound (default 1.0)")
     p.add_argument("--repeat", type=int, default=1, help="play the pair this many times")
+    p.add_argument("--policy", metavar="RUN_DIR", help="a run folder from `synthenv train`: hear the agent search")
+    p.add_argument("--steps", type=int, default=20, help="agent steps to play (with --policy; default 20)")
+    p.add_argument("--backend", help="where the agent renders (with --policy; default: its training backend)")
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser(

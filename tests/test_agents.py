@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from conftest import pluck
+from conftest import needs_scsynth, pluck
 
 pytest.importorskip("stable_baselines3", reason="training extra not installed (pip install 'synthenv[train]')")
 
@@ -141,6 +141,18 @@ def test_match_with_a_policy_and_auto_synth(recording, tiny_run, tmp_path):
         assert synth in r.stdout
 
 
+@needs_scsynth
+def test_hear_a_trained_agent_match_a_recording_live(recording, tiny_run):
+    """`synthenv play --policy`: the target, each candidate the agent tries, then target and best, all
+    started on a live scsynth (each note waits for scsynth's /n_go; a dummy JACK server here)."""
+    r = cli("play", "--policy", str(tiny_run), "--target", str(recording), "--steps", "3", "--jack", "dummy",
+            timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    steps = [line for line in r.stdout.splitlines() if line.startswith("step")]
+    assert len(steps) == 3 and all("logmel_l1" in line for line in steps), r.stdout
+    assert "the best candidate" in r.stdout and "pitch 26" in r.stdout  # 262 Hz from pyin
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -154,6 +166,9 @@ def test_match_with_a_policy_and_auto_synth(recording, tiny_run, tmp_path):
         (["train", "--set", "ppo.learning_rate", "-o", "{tmp}/x"], "key=value"),
         (["eval", "{tmp}"], "not a synthenv run folder"),
         (["eval", "{run}", "--budget", "0"], "budget must be at least 1"),
+        (["play", "--policy", "{run}"], "--policy needs --target"),
+        (["play", "--target", "{rec}"], "give --synth"),
+        (["play", "--policy", "{run}", "--target", "{rec}", "--steps", "0"], "steps must be at least 1"),
     ],
 )
 def test_bad_arguments_are_clear_errors(args, message, recording, tiny_run, tmp_path):

@@ -31,6 +31,17 @@ class Policy:
             np.float32
         )
 
+    def act(self, obs: np.ndarray, state=None, episode_start: np.ndarray | None = None):
+        """The deterministic action for one observation ``[D]``: ``(action [A], state)``; ``state`` is
+        the LSTM state of a recurrent policy (pass it back in; ``episode_start`` True on the first step)."""
+        o = self.normalize(np.asarray(obs, dtype=np.float32)[None])
+        if self.recurrent:
+            start = np.ones((1,), dtype=bool) if episode_start is None else episode_start
+            action, state = self.model.predict(o, state=state, episode_start=start, deterministic=True)
+        else:
+            action, _ = self.model.predict(o, deterministic=True)
+        return action[0], state
+
 
 def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
     """Load ``RUN_DIR/model.zip`` (or a checkpoint) with ``vecnormalize.pkl`` and ``config.json``."""
@@ -72,13 +83,9 @@ def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict
     curve = [best_d]
     state, start = None, np.ones((1,), dtype=bool)
     for _ in range(budget - 1):
-        o = policy.normalize(obs[None])
-        if policy.recurrent:
-            action, state = policy.model.predict(o, state=state, episode_start=start, deterministic=True)
-            start = np.zeros((1,), dtype=bool)
-        else:
-            action, _ = policy.model.predict(o, deterministic=True)
-        obs, _, terminated, truncated, info = env.step(action[0])
+        action, state = policy.act(obs, state, start)
+        start = np.zeros((1,), dtype=bool)
+        obs, _, terminated, truncated, info = env.step(action)
         if info["distance"] < best_d:
             best_d, best_x = info["distance"], env.search_x
         curve.append(best_d)

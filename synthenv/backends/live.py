@@ -421,6 +421,19 @@ class LiveServer:
         keys = ("ugens", "synths", "groups", "synthdefs", "avg_cpu", "peak_cpu", "nominal_sr", "actual_sr")
         return dict(zip(keys, p[1:], strict=False))
 
+    def start_nodes(self, messages: list[bytes], ids: list[int]) -> None:
+        """Send ``/s_new`` messages in one bundle and wait until scsynth reports each node started."""
+        with self._cond:
+            self._replies.clear()
+        self.send(*messages, bundle=True)
+        want = set(ids)
+
+        def ready():
+            started = {int(p[0]) for a, p in self._replies if a == "/n_go" and p}
+            return True if want <= started else None
+
+        self._wait(ready, self.reply_timeout, f"/n_go of node(s) {sorted(want)}")
+
     def new_node_id(self) -> int:
         return next(self._node_ids)
 
@@ -493,7 +506,6 @@ class LiveBackend:
         jack: str = "auto",
         restart: bool = False,
         reply_timeout: float = 3.0,
-        hear: bool = False,
     ) -> None:
         if not server_features:
             raise BackendError("the live backend returns server features only: use features='server'")
@@ -501,7 +513,6 @@ class LiveBackend:
         self.duration = duration
         self.restart = restart
         self.reply_timeout = reply_timeout
-        self.hear = hear
         self._server_args = {"sample_rate": sample_rate, "server": server, "jack": jack, "reply_timeout": reply_timeout}
         self.server = LiveServer(**self._server_args)
         self._setup_server()
@@ -572,7 +583,7 @@ class LiveBackend:
         out = []
         for start in range(0, p.shape[0], MAX_BATCH):
             rows = p[start : start + MAX_BATCH]
-            buses = [0] * len(rows) if self.hear else self.buses[: len(rows)]
+            buses = self.buses[: len(rows)]
             notes = []
             for row, bus in zip(rows, buses, strict=True):
                 args: list = [spec.synthdef, "out", bus]
