@@ -15,6 +15,22 @@ def test_wav_is_mixed_resampled_trimmed_and_pitch_tracked(pluck_wav):
     assert estimate_f0(audio, SR) == pytest.approx(196.0, rel=0.02)
 
 
+@pytest.mark.parametrize("ext, subtype", [("flac", "PCM_24"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")])
+def test_compressed_and_high_rate_files_load(tmp_path, ext, subtype):
+    """A 48 kHz stereo note of a sampled real instrument (A4 violin), written as FLAC, OGG or MP3."""
+    import librosa
+
+    from synthenv.samples import instrument_notes
+
+    note, sr = soundfile.read(str(instrument_notes()["violin"]), dtype="float32")
+    stereo = np.stack([note, 0.7 * note], 1)
+    path = tmp_path / f"violin.{ext}"
+    soundfile.write(path, librosa.resample(stereo.T, orig_sr=sr, target_sr=48000).T, 48000, subtype=subtype)
+    audio = load_audio(path, SR, 1.0)
+    assert audio.shape == (SR,) and np.isfinite(audio).all()
+    assert estimate_f0(audio, SR) == pytest.approx(440.0, rel=0.02)
+
+
 def test_short_audio_is_zero_padded():
     audio = prepare_audio(np.ones(1000, np.float32) * 0.5, SR, SR, 1.0)
     assert audio.shape == (SR,) and audio[999] == 0.5 and audio[-1] == 0.0
