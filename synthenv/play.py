@@ -35,7 +35,6 @@ class Stage:
                 "Start JACK with your sound card, or pass --server HOST:PORT of a running scsynth.")  # fmt: skip
         self.gap = gap
         self.live = LiveServer(server=server, jack=jack)
-        self.notes_played = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="synthenv-play-")
         self._buf: int | None = None
 
@@ -76,7 +75,6 @@ class Stage:
         time.sleep(duration + self.gap)
         live.send(osc_message("/g_freeAll", live.group))
         live.sync()  # raises if the server died meanwhile
-        self.notes_played += 1
 
     def close(self) -> None:
         try:

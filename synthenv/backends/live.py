@@ -397,11 +397,16 @@ class LiveServer:
                                        f"{timeout:.1f} s while waiting for {what}")  # fmt: skip
                 self._cond.wait(0.05)
 
-    def request(self, message: bytes, match, timeout: float | None = None) -> list:
-        """Send ``message`` and wait for the first reply with ``match(address, params)``."""
+    def _exchange(self, messages: list[bytes], ready, what: str, timeout: float | None = None, bundle: bool = False):
+        """Forget earlier replies, send ``messages``, and wait until ``ready()`` (run on the replies
+        under the lock) returns something other than None; return that."""
         with self._cond:
             self._replies.clear()
-        self.send(message)
+        self.send(*messages, bundle=bundle)
+        return self._wait(ready, timeout or self.reply_timeout, what)
+
+    def request(self, message: bytes, match, timeout: float | None = None) -> list:
+        """Send ``message`` and wait for the first reply with ``match(address, params)``."""
 
         def ready():
             for address, params in self._replies:
@@ -409,7 +414,7 @@ class LiveServer:
                     return params
             return None
 
-        return self._wait(ready, timeout or self.reply_timeout, f"the reply to {OscMessage(message).address}")
+        return self._exchange([message], ready, f"the reply to {OscMessage(message).address}", timeout)
 
     def sync(self) -> None:
         sync_id = int(time.monotonic_ns() % 2**31)
@@ -423,16 +428,13 @@ class LiveServer:
 
     def start_nodes(self, messages: list[bytes], ids: list[int]) -> None:
         """Send ``/s_new`` messages in one bundle and wait until scsynth reports each node started."""
-        with self._cond:
-            self._replies.clear()
-        self.send(*messages, bundle=True)
         want = set(ids)
 
         def ready():
             started = {int(p[0]) for a, p in self._replies if a == "/n_go" and p}
             return True if want <= started else None
 
-        self._wait(ready, self.reply_timeout, f"/n_go of node(s) {sorted(want)}")
+        self._exchange(messages, ready, f"/n_go of node(s) {sorted(want)}", bundle=True)
 
     def new_node_id(self) -> int:
         return next(self._node_ids)
