@@ -129,41 +129,37 @@ def play_agent(
     target, then every candidate it tries, then the target and its best candidate again. Returns the
     distance after each step."""
     from synthenv.agents.evaluate import check_compatible
-    from synthenv.agents.policy import env_kwargs_for_eval, load_policy
+    from synthenv.agents.policy import env_kwargs_for_eval, load_policy, policy_search
     from synthenv.env import SoundMatchEnv
     from synthenv.errors import SynthenvError
 
     if steps < 1:
         raise SynthenvError(f"steps must be at least 1, got {steps}")
     pol = load_policy(policy)
-    kw = {"targets": str(target)} if backend is None else {"targets": str(target), "backend": backend}
+    kw = {"targets": str(target)}
+    if backend is not None:
+        kw["backend"] = backend
     env = SoundMatchEnv(**env_kwargs_for_eval(pol.config, **kw))
     try:
         check_compatible(pol, env)
         spec = env.synth
         with Stage(server, jack, gap, log) as stage:
             stage.load_target(target, env.duration)
-            obs, info = env.reset(seed=seed, options={"target_index": 0})
-            log(f"target: {target} (pitch {env.target.f0 or float('nan'):.1f} Hz)")
-            stage.play_target(env.duration)
-            distances = []
-            best = (info["distance"], spec.from_dicts(info["params"])[0])
-            state, start = None, np.ones((1,), dtype=bool)
-            for step in range(1, steps + 1):
-                action, state = pol.act(obs, state, start)
-                start = np.zeros((1,), dtype=bool)
-                obs, _, terminated, truncated, info = env.step(action)
+            distances: list[float] = []
+
+            def hear(step: int, info: dict) -> None:
+                if step == 0:  # reset: the target
+                    log(f"target: {target} (pitch {env.target.f0 or float('nan'):.1f} Hz)")
+                    stage.play_target(env.duration)
+                    return
                 distances.append(info["distance"])
-                values = spec.from_dicts(info["params"])[0]
-                if info["distance"] < best[0]:
-                    best = (info["distance"], values)
                 log(f"step {step:>3}: {env.distance} {info['distance']:.3f}")
-                stage.play_patch(spec, values, env.duration)
-                if terminated or truncated:
-                    break
-            log(f"target, then the best candidate ({env.distance} {best[0]:.3f})")
+                stage.play_patch(spec, spec.from_dicts(info["params"])[0], env.duration)
+
+            best = policy_search(env, pol, steps + 1, {"target_index": 0}, seed=seed, on_step=hear)
+            log(f"target, then the best candidate ({env.distance} {best.distance:.3f})")
             stage.play_target(env.duration)
-            stage.play_patch(spec, best[1], env.duration)
+            stage.play_patch(spec, spec.from_dicts(env.full_params(best.x))[0], env.duration)
             return distances
     finally:
         env.close()

@@ -73,19 +73,24 @@ def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
 
 
 def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict | None = None,
-                  seed: int = 0) -> SearchResult:  # fmt: skip
+                  seed: int = 0, on_step=None) -> SearchResult:  # fmt: skip
     """Reset ``env`` on a target (``options``) and let the policy act for ``budget - 1`` steps: the
-    starting sound is its first render, each step one more. Returns the best candidate rendered."""
+    starting sound is its first render, each step one more. Returns the best candidate rendered.
+    ``on_step(step, info)``, if given, is called after the reset (step 0) and after every step."""
     if budget < 1:
         raise ValueError(f"budget must be at least 1 render, got {budget}")
     obs, info = env.reset(seed=seed, options=options)
+    if on_step is not None:
+        on_step(0, info)
     best_d, best_x = info["distance"], env.search_x
     curve = [best_d]
     state, start = None, np.ones((1,), dtype=bool)
-    for _ in range(budget - 1):
+    for step in range(1, budget):
         action, state = policy.act(obs, state, start)
         start = np.zeros((1,), dtype=bool)
         obs, _, terminated, truncated, info = env.step(action)
+        if on_step is not None:
+            on_step(step, info)
         if info["distance"] < best_d:
             best_d, best_x = info["distance"], env.search_x
         curve.append(best_d)
