@@ -176,6 +176,7 @@ class NrtBackend:
                 str(self.sample_rate), "raw", "float",
                 "-o", str(n_out), "-i", str(n_in), "-a", str(max(1024, 2 * (n_out + n_in) + 64)),
                 "-m", str(max(65536, 512 * n_out)), "-n", str(max(1024, 4 * n_out + 16)),
+                "-D", "0",  # no SynthDef folder from the user's home: ours come in the score (/d_recv)
             ]  # fmt: skip
             timeout = self.timeout or 60.0 + 0.05 * n_out * self.duration
             try:
