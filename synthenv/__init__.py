@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from synthenv.errors import BackendError, ParameterError, SynthenvError, TargetError, UnknownSynthError
+from synthenv.errors import BackendError, ConfigError, ParameterError, SynthenvError, TargetError, UnknownSynthError
 from synthenv.rendering import render
 from synthenv.spec import Param, SynthSpec
 from synthenv.synths import available_synths, get_synth, register_synth
@@ -32,6 +32,7 @@ _register_envs()
 __all__ = [
     "ENV_ID",
     "BackendError",
+    "ConfigError",
     "Param",
     "ParameterError",
     "SynthSpec",

@@ -16,15 +16,19 @@ with ``S = 104`` (13 MFCCs x 8 time segments) and ``A`` the number of searchable
 Action: ``Box(-1, 1, (A,))``. ``action_mode="delta"`` moves each normalised parameter by
 ``action_scale * action``; ``"absolute"`` sets it to ``(action + 1) / 2``.
 
-Reward: the improvement in distance, relative to the episode's starting distance,
-``(d_{t-1} - d_t) / d_0``, so that an episode's return is the fraction of the initial distance
-that was removed; plus ``success_bonus`` on the step that reaches ``d_t < success_threshold``,
-which also terminates the episode. Episodes are truncated after ``max_steps`` steps.
+Reward: the improvement in distance relative to the episode's starting distance,
+``clip((d_{t-1} - d_t) / max(d_0, success_threshold), -1, 1)``, so that an episode's return is the
+fraction of the initial distance that was removed; plus ``success_bonus`` on the step that reaches
+``d_t < success_threshold``, which also terminates the episode. The reward is bounded for every start:
+``|r| <= 1 + success_bonus`` (an episode that starts at its target has ``d_0 = 0``; the denominator
+is then the threshold). An episode whose start is already below the threshold reports
+``info["success"] = True`` at reset. Episodes are truncated after ``max_steps`` steps.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +37,8 @@ import numpy as np
 from gymnasium import spaces
 
 from synthenv import distances
-from synthenv.backends import DEFAULT_FEATURES, make_backend
-from synthenv.errors import SynthenvError
+from synthenv.backends import DEFAULT_FEATURES, FEATURE_SOURCES, available_backends, check_backend_args, make_backend
+from synthenv.errors import ConfigError, SynthenvError
 from synthenv.features import N_SEGMENTS, SUMMARY_CLIP, Analysis, analyze, server_n_frames, summary_size
 from synthenv.spec import pitch_to_param
 from synthenv.synths import get_synth
@@ -42,6 +46,10 @@ from synthenv.targets import AudioTargets, Target
 
 #: Default success thresholds per reward distance, about a tenth of the mean distance between
 #: random patches of the built-in synths (fm/subtractive/additive log-mel L1: 20/25/10 dB).
+#: ``metrics``: False (default: only the reward distance, fast), "final" (every distance in the info of
+#: an episode's last step) or True (every distance on every step; costs several times the step).
+METRICS_MODES = (False, "final", True)
+
 SUCCESS_THRESHOLDS = {
     "logmel_l1": 2.0,
     "mfcc_l1": 3.0,
@@ -76,7 +84,10 @@ class SoundMatchEnv(gym.Env):
             candidate always use the same one.
         backend_options: extra keyword arguments for the backend (e.g. ``{"server": "127.0.0.1:57110"}``
             or ``{"restart": True}`` for live, ``{"processes": 1}`` for nrt).
-        metrics: compute every registered distance into ``info["metrics"]`` each step.
+        metrics: every registered distance (and ``param_mae`` when the target's params are known) in
+            ``info["metrics"]``: False (default; only the reward distance, ``info["distance"]``),
+            ``"final"`` (on the step that ends an episode) or True (every step: several times the
+            cost of a step).
         render_mode: None or "rgb_array" (target and current log-mel spectrograms).
     """
 
@@ -98,41 +109,20 @@ class SoundMatchEnv(gym.Env):
         success_bonus: float = 1.0,
         init: str = "default",
         features: str | None = None,
-        metrics: bool = True,
+        metrics: bool | str = False,
         render_mode: str | None = None,
         backend_options: dict | None = None,
     ) -> None:
+        # every argument is checked (and audio targets found) before the backend starts anything, so a
+        # bad argument leaves no scsynth or jackd behind
+        checked = check_env_kwargs(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+        features, distance, self.targets = checked["features"], checked["distance"], checked["targets"]
         self.synth = get_synth(synth)
-        _check_choice("action_mode", action_mode, ("delta", "absolute"))
-        _check_choice("pitch", pitch, ("target", "search"))
-        _check_choice("init", init, ("default", "random"))
-        _check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
-        if not isinstance(backend, str) or backend not in DEFAULT_FEATURES:
-            raise ValueError(f"unknown backend {backend!r}; available backends: {', '.join(DEFAULT_FEATURES)}")
-        features = features or DEFAULT_FEATURES[backend]
-        _check_choice("features", features, ("audio", "server"))
-        distance = distance or ("server_l1" if features == "server" else "logmel_l1")
-        needs = distances.get_distance(distance).needs
-        if needs != features:
-            raise ValueError(
-                f"distance {distance!r} needs {needs} features, but features={features!r};"
-                f" choose one of {', '.join(distances.available_distances(features))}"
-            )
-        if not (isinstance(max_steps, int | np.integer) and max_steps >= 1):
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-        if not (np.isfinite(action_scale) and 0 < action_scale <= 1):
-            raise ValueError(f"action_scale must be in (0, 1], got {action_scale!r}")
         extra = dict(backend_options or {})
         if features == "server":
             extra["server_features"] = True
         self.backend = make_backend(backend, sample_rate=sample_rate, duration=duration, **extra)
         self.features = features
-        if features == "server" and server_n_frames(self.backend.n_samples) < N_SEGMENTS:
-            self.backend.close()
-            raise ValueError(
-                f"duration {duration} s is too short for server features: they need at least "
-                f"{N_SEGMENTS * 512 / sample_rate:.3f} s ({N_SEGMENTS} analysis frames of 512 samples)"
-            )
         self.sample_rate = int(sample_rate)
         self.duration = float(duration)
         self.max_steps = int(max_steps)
@@ -145,9 +135,8 @@ class SoundMatchEnv(gym.Env):
         )
         self.success_bonus = float(success_bonus)
         self.init = init
-        self.metrics = bool(metrics)
+        self.metrics = metrics
         self.render_mode = render_mode
-        self.targets = None if _is_random(targets) else AudioTargets(targets, self.sample_rate, self.duration)
 
         spec = self.synth
         self._fixed_freq = pitch == "target" and "freq" in spec.names
@@ -269,7 +258,8 @@ class SoundMatchEnv(gym.Env):
         )
         current = self._analyze(rendered, slice(0, b))
         d = distances.compute(self.distance, target_an, current).astype(np.float64)
-        return Episodes(targets, target_an, x, current, d.copy(), d, np.zeros(b, np.int64), np.zeros(b, bool))
+        success = d < self.success_threshold  # a start already at the target is a success at reset
+        return Episodes(targets, target_an, x, current, d.copy(), d, np.zeros(b, np.int64), success)
 
     def advance(self, ep: Episodes, actions: np.ndarray):
         """Apply checked actions ``[B, A]``, render all candidates in one backend call, update ``ep``.
@@ -282,13 +272,19 @@ class SoundMatchEnv(gym.Env):
             x[:, cols] = (actions + 1.0) / 2.0
         ep.current = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
         d = distances.compute(self.distance, ep.target, ep.current).astype(np.float64)
-        reward = (ep.d - d) / np.maximum(ep.d0, 1e-6)
+        reward = self.reward(ep.d, d, ep.d0)
         ep.success = d < self.success_threshold
         reward = reward + self.success_bonus * ep.success
         ep.x, ep.d = x, d
         ep.steps = ep.steps + 1
         truncated = ~ep.success & (ep.steps >= self.max_steps)
         return self.observe(ep), reward.astype(np.float64), ep.success.copy(), truncated
+
+    def reward(self, d_prev: np.ndarray, d: np.ndarray, d0: np.ndarray) -> np.ndarray:
+        """The bounded improvement reward (before the success bonus): ``clip((d_prev - d) / max(d0,
+        success_threshold, 1e-6), -1, 1)``."""
+        scale = np.maximum(np.maximum(d0, self.success_threshold), 1e-6)
+        return np.clip((d_prev - d) / scale, -1.0, 1.0)
 
     def observe(self, ep: Episodes) -> np.ndarray:
         """Observations ``[B, D]`` float32 (layout in the module doc)."""
@@ -297,9 +293,15 @@ class SoundMatchEnv(gym.Env):
         )
 
     def infos(self, ep: Episodes, rows: range | list[int] | None = None) -> list[dict]:
-        """One info dict per episode (see the class doc)."""
-        rows = range(len(ep.x)) if rows is None else rows
-        metrics = distances.compute_all(ep.target, ep.current) if self.metrics else {}
+        """One info dict per episode (see the class doc); with ``metrics``, every distance of the rows
+        that need them (all with True; those whose episode just ended with "final"), computed at once."""
+        rows = list(range(len(ep.x)) if rows is None else rows)
+        with_metrics = self.metric_rows(ep, rows)
+        metrics = {}
+        if with_metrics:
+            sel = np.array(with_metrics)
+            metrics = dict(zip(with_metrics, _per_row(distances.compute_all(ep.target.take(sel), ep.current.take(sel))),
+                               strict=True))  # fmt: skip
         out = []
         for i in rows:
             t = ep.targets[i]
@@ -310,13 +312,23 @@ class SoundMatchEnv(gym.Env):
                 "success": bool(ep.success[i]),
                 "step": int(ep.steps[i]),
             }
-            if self.metrics:
-                m = {k: float(v[i]) for k, v in metrics.items()}
+            if i in metrics:
+                m = metrics[i]
                 if t.params is not None:
                     m["param_mae"] = float(distances.param_mae(self.synth.normalize(t.params), ep.x[i])[0])
                 info["metrics"] = m
             out.append(info)
         return out
+
+    def metric_rows(self, ep: Episodes, rows: list[int]) -> list[int]:
+        """The rows whose info carries every metric: all with ``metrics=True``, with ``"final"`` those
+        whose episode ended on this step (success or the step limit), none by default."""
+        if self.metrics is True:
+            return list(rows)
+        if self.metrics == "final":
+            ended = (ep.steps > 0) & (ep.success | (ep.steps >= self.max_steps))
+            return [i for i in rows if ended[i]]
+        return []
 
     def render_image(self, ep: Episodes, i: int) -> np.ndarray:
         if self.features == "audio":
@@ -395,13 +407,84 @@ class Episodes:
     success: np.ndarray
 
 
+def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
+    """Check :class:`SoundMatchEnv` keyword arguments without starting anything (no backend, no
+    server); :class:`ConfigError` (or the synth's, target's or backend's own error) says what is wrong.
+    Returns every argument with defaults filled in: ``features`` and ``distance`` resolved, and
+    ``targets`` as :class:`~synthenv.targets.AudioTargets` (files found, not yet loaded) or None."""
+    try:
+        bound = inspect.signature(SoundMatchEnv.__init__).bind(None, **kwargs)
+    except TypeError as exc:
+        known = [p for p in inspect.signature(SoundMatchEnv.__init__).parameters if p != "self"]
+        raise ConfigError(f"SoundMatchEnv: {exc}; it takes: {', '.join(known)}") from None
+    bound.apply_defaults()
+    a = dict(bound.arguments)
+    del a["self"]
+    get_synth(a["synth"])
+    _check_choice("action_mode", a["action_mode"], ("delta", "absolute"))
+    _check_choice("pitch", a["pitch"], ("target", "search"))
+    _check_choice("init", a["init"], ("default", "random"))
+    _check_choice("render_mode", a["render_mode"], (None, *SoundMatchEnv.metadata["render_modes"]))
+    _check_choice("metrics", a["metrics"], METRICS_MODES)
+    a["features"], a["distance"] = resolve_features(a["backend"], a["features"], a["distance"])
+    max_steps, action_scale = a["max_steps"], a["action_scale"]
+    if not (isinstance(max_steps, int | np.integer) and not isinstance(max_steps, bool) and max_steps >= 1):
+        raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if not (isinstance(action_scale, int | float) and np.isfinite(action_scale) and 0 < action_scale <= 1):
+        raise ConfigError(f"action_scale must be in (0, 1], got {action_scale!r}")
+    for name in ("success_threshold", "success_bonus"):
+        value = a[name]
+        if value is not None and not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+            raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    sample_rate, duration = a["sample_rate"], a["duration"]
+    check_backend_args(a["backend"], sample_rate, duration, a["backend_options"])
+    if a["features"] == "server" and server_n_frames(int(round(sample_rate * duration))) < N_SEGMENTS:
+        raise ConfigError(
+            f"duration {duration} s is too short for server features: they need at least "
+            f"{N_SEGMENTS * 512 / sample_rate:.3f} s ({N_SEGMENTS} analysis frames of 512 samples)"
+        )
+    targets = a["targets"]
+    a["targets"] = None if _is_random(targets) else AudioTargets(targets, int(sample_rate), float(duration))
+    return a
+
+
+def _per_row(metrics: dict[str, np.ndarray]) -> list[dict[str, float]]:
+    """``{name: [B]}`` -> B dicts ``{name: float}``."""
+    n = len(next(iter(metrics.values()))) if metrics else 0
+    return [{k: float(v[j]) for k, v in metrics.items()} for j in range(n)]
+
+
+def resolve_features(backend: str, features: str | None, distance: str | None) -> tuple[str, str]:
+    """The feature source and reward distance an env on ``backend`` uses (defaults filled in), or a
+    :class:`ConfigError` when they are unknown or do not fit together."""
+    if not isinstance(backend, str) or backend not in DEFAULT_FEATURES:
+        raise ConfigError(f"unknown backend {backend!r}; available backends: {', '.join(available_backends())}")
+    features = features or DEFAULT_FEATURES[backend]
+    _check_choice("features", features, ("audio", "server"))
+    if features not in FEATURE_SOURCES[backend]:
+        hint = "backend='nrt' or 'live'" if features == "server" else "backend='numpy' or 'nrt'"
+        raise ConfigError(f"the {backend} backend has no {features} features: use "
+                          f"features={FEATURE_SOURCES[backend][0]!r}, or {hint}")  # fmt: skip
+    distance = distance or ("server_l1" if features == "server" else "logmel_l1")
+    try:
+        needs = distances.get_distance(distance).needs
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if needs != features:
+        raise ConfigError(
+            f"distance {distance!r} needs {needs} features, but features={features!r};"
+            f" choose one of {', '.join(distances.available_distances(features))}"
+        )
+    return features, distance
+
+
 def _is_random(targets: Any) -> bool:
     return isinstance(targets, str) and targets == "random"
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    if not isinstance(value, str | bool | None) or value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
 # -- rgb_array rendering --------------------------------------------------------------------------

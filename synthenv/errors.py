@@ -18,6 +18,10 @@ class ParameterError(SynthenvError, ValueError):
     """Unknown parameter names, NaN or out-of-range values."""
 
 
+class ConfigError(SynthenvError, ValueError):
+    """An argument or configuration value that is unknown, out of range, or inconsistent."""
+
+
 class TargetError(SynthenvError, ValueError):
     """A target that cannot be used: missing, not audio, empty, silent or NaN."""
 

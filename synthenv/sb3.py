@@ -11,8 +11,12 @@ from synthenv.vector import SoundMatchVectorEnv
 
 
 class SB3VecEnv(VecEnv):
-    """SB3's ``VecEnv`` interface on a natively batched gymnasium ``VectorEnv`` (SAME_STEP autoreset):
-    ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` as SB3 expects."""
+    """SB3's ``VecEnv`` interface on a natively batched gymnasium ``VectorEnv`` (SAME_STEP autoreset).
+
+    For a sub-env whose episode ended on this step, ``infos[i]`` describes that episode, as SB3
+    expects: its last ``distance``, ``success``, ``step`` (and ``metrics`` with ``metrics="final"``),
+    plus ``terminal_observation``, ``TimeLimit.truncated`` and ``is_success``; the returned
+    observation is already the next episode's first."""
 
     def __init__(self, venv: SoundMatchVectorEnv) -> None:
         self.venv = venv
@@ -35,9 +39,11 @@ class SB3VecEnv(VecEnv):
         obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
         dones = terminated | truncated
         out = [self._info(infos, i) for i in range(self.num_envs)]
-        for i in np.flatnonzero(dones):
+        for i in np.flatnonzero(dones):  # SB3 reads the episode that just ended from infos[i]
+            out[i] = dict(infos["final_info"][i])
             out[i]["terminal_observation"] = infos["final_obs"][i]
             out[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            out[i]["is_success"] = bool(out[i]["success"])  # SB3's success-rate logging reads this key
         return obs, rewards.astype(np.float32), dones, out
 
     @staticmethod
@@ -56,14 +62,16 @@ class SB3VecEnv(VecEnv):
         return list(images) if images is not None else [None] * self.num_envs
 
     def get_attr(self, attr_name: str, indices=None) -> list:
+        """The shared core's attribute, once per index (every sub-env shares one core)."""
         return [getattr(self.venv.core, attr_name)] * len(self._get_indices(indices))
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
         setattr(self.venv.core, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list:
-        fn = getattr(self.venv.core, method_name)
-        return [fn(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+        """Calls the method of the one shared core once; its result is given for every index."""
+        result = getattr(self.venv.core, method_name)(*method_args, **method_kwargs)
+        return [result] * len(self._get_indices(indices))
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False] * len(self._get_indices(indices))

@@ -92,10 +92,10 @@ class SoundMatchVectorEnv(VectorEnv):
         self.core.close()
 
     def _batch_infos(self, ep: Episodes) -> dict:
-        """gymnasium's dict of arrays for B episodes: distance, success, step (and every metric when
-        the env computes metrics), each with its ``_key`` mask."""
+        """gymnasium's dict of arrays for B episodes: distance, success, step (and every metric with
+        ``metrics=True``; with ``"final"`` they are in ``final_info``), each with its ``_key`` mask."""
         out: dict[str, Any] = {"distance": ep.d.copy(), "success": ep.success.copy(), "step": ep.steps.copy()}
-        if self.core.metrics:
+        if self.core.metrics is True:
             out.update({k: v.astype(np.float64) for k, v in distances.compute_all(ep.target, ep.current).items()})
         for k in list(out):
             out["_" + k] = np.ones(len(ep.d), dtype=bool)

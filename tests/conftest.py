@@ -81,17 +81,34 @@ def pluck_wav(tmp_path):
     return path
 
 
+def in_ci() -> bool:
+    """CI runs with CI=true: there, nothing that needs scsynth, sclang or jackd may be skipped."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def _needs(program: str, package: str):
-    """Skip where ``program`` is truly absent outside CI; in CI (CI=true) never skip: fail instead."""
-    import os
+    """Skip where ``program`` is truly absent; under CI=true that skip is a failure (see below)."""
     import shutil
 
     absent = shutil.which(program) is None and not os.environ.get(f"SYNTHENV_{program.upper()}")
     return pytest.mark.skipif(
-        absent and not os.environ.get("CI"),
+        absent,
         reason=f"{program} is not installed here (Debian package {package}; ./setup.sh installs it, CI always has it)",
     )
 
 
 needs_scsynth = _needs("scsynth", "supercollider-server")
 needs_sclang = _needs("sclang", "supercollider-language")
+needs_jackd = _needs("jackd", "jackd2")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skipped test is a failed one: CI cannot skip what must run (a missing program,
+    a missing extra)."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: this test was skipped ({reason}); in CI every test must run"

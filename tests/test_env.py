@@ -43,7 +43,7 @@ def test_check_env_without_warnings(synth, render_mode):
 
 @pytest.mark.parametrize("synth", SYNTHS)
 def test_episode_runs_to_truncation(synth):
-    env = gym.make(synthenv.ENV_ID, synth=synth, max_steps=12, success_threshold=0.0)
+    env = gym.make(synthenv.ENV_ID, synth=synth, max_steps=12, success_threshold=0.0, metrics="final")
     obs, info = env.reset(seed=3)
     assert env.observation_space.contains(obs)
     steps, truncated, terminated = 0, False, False
@@ -51,11 +51,52 @@ def test_episode_runs_to_truncation(synth):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert env.observation_space.contains(obs) and np.isfinite(reward)
         steps += 1
+        assert ("metrics" in info) == (steps == 12)  # "final": every metric on the episode's last step only
     assert truncated and not terminated and steps == 12
     assert set(info) >= {"distance", "params", "target", "metrics", "success", "step"}
     assert set(info["metrics"]) >= {"logmel_l1", "mfcc_l1", "lsd", "spectral_convergence", "multiscale", "param_mae"}
+    assert info["metrics"]["logmel_l1"] == pytest.approx(info["distance"], rel=1e-5)
     assert set(info["params"]) == set(synthenv.get_synth(synth).names)
     env.close()
+
+
+@pytest.mark.parametrize("metrics, steps_with_metrics", [(False, []), (True, [1, 2, 3]), ("final", [3])])
+def test_metrics_modes(metrics, steps_with_metrics):
+    env = SoundMatchEnv(synth="fm", max_steps=3, success_threshold=0.0, metrics=metrics)
+    _, info = env.reset(seed=0)
+    assert ("metrics" in info) == (metrics is True)
+    seen = []
+    for step in (1, 2, 3):
+        *_, info = env.step(np.zeros(5, np.float32))
+        if "metrics" in info:
+            seen.append(step)
+    assert seen == steps_with_metrics
+
+
+def test_reward_is_bounded_from_a_start_at_the_target():
+    env = SoundMatchEnv(synth="fm")
+    defaults = env.synth.to_dict(env.synth.defaults)
+    _, info = env.reset(seed=0, options={"target_params": defaults})
+    assert info["distance"] == pytest.approx(0.0, abs=1e-4) and info["success"]  # below the threshold at reset
+    for action in (np.ones(5), -np.ones(5), np.zeros(5)):
+        env.reset(seed=0, options={"target_params": defaults})
+        _, reward, terminated, _, info = env.step(action.astype(np.float32))
+        assert np.isfinite(reward) and abs(reward) <= 1 + env.success_bonus, (action, reward)
+        assert terminated == info["success"] == (info["distance"] < env.success_threshold)
+    # moving away from the target by a full step: the most negative reward there is
+    env.reset(seed=0, options={"target_params": defaults})
+    _, reward, *_ = env.step(np.ones(5, np.float32))
+    assert reward == -1.0
+
+
+def test_reward_is_bounded_for_every_start():
+    env = SoundMatchEnv(synth="subtractive", init="random", action_mode="absolute")
+    rng = np.random.default_rng(1)
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        assert info["success"] == (info["distance"] < env.success_threshold)
+        _, reward, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+        assert np.isfinite(reward) and -1.0 <= reward <= 1.0 + env.success_bonus
 
 
 def _rollout(env, seed, n=8):
@@ -100,7 +141,7 @@ def test_rgb_array_render():
 
 
 def test_reward_is_relative_improvement_and_success_terminates():
-    env = SoundMatchEnv(synth="fm", action_mode="absolute")
+    env = SoundMatchEnv(synth="fm", action_mode="absolute", metrics="final")
     spec = env.synth
     target = {"ratio": 2.0, "index": 3.0, "attack": 0.01, "decay": 0.5, "curve": -4.0, "freq": 330.0}
     obs, info = env.reset(seed=0, options={"target_params": target})
@@ -160,7 +201,7 @@ def test_bad_constructor_arguments(kwargs, match):
 
 
 def test_episode_against_a_recording(pluck_wav):
-    env = gym.make(synthenv.ENV_ID, synth="additive", targets=str(pluck_wav), max_steps=5)
+    env = gym.make(synthenv.ENV_ID, synth="additive", targets=str(pluck_wav), max_steps=5, metrics=True)
     obs, info = env.reset(seed=0)
     assert info["target"]["kind"] == "file"
     assert info["target"]["f0"] == pytest.approx(196.0, rel=0.02)

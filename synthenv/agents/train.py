@@ -12,6 +12,8 @@ A run folder holds everything to reproduce and reuse a run::
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
 import json
 import time
 from pathlib import Path
@@ -19,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from synthenv.agents.policy import Policy, env_kwargs_for_eval, policy_search
-from synthenv.env import SoundMatchEnv
-from synthenv.errors import SynthenvError
+from synthenv.env import SoundMatchEnv, check_env_kwargs
+from synthenv.errors import ConfigError, SynthenvError
 from synthenv.synths import get_synth
 
-HYPERPARAMS_DIR = Path(__file__).resolve().parents[2] / "agents" / "hyperparams"
+#: shipped with the package (``agents/hyperparams/ppo.yml`` in a checkout links here)
+HYPERPARAMS_FILE = Path(__file__).resolve().parent / "hyperparams" / "ppo.yml"
 
 DEFAULTS: dict = {
     "algo": "ppo",
@@ -56,12 +59,17 @@ def load_hyperparams(path: str | Path | None, key: str) -> dict:
     falling back to its ``default`` entry; ``{}`` if the file has neither."""
     import yaml
 
-    p = Path(path) if path else HYPERPARAMS_DIR / "ppo.yml"
+    p = Path(path) if path else HYPERPARAMS_FILE
     if not p.is_file():
         if path:
             raise SynthenvError(f"hyperparameter file not found: {p}")
-        return {}
-    data = yaml.safe_load(p.read_text()) or {}
+        raise SynthenvError(f"the package's hyperparameter file is missing ({p}): reinstall synthenv")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SynthenvError(f"{p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SynthenvError(f"{p} must map env configurations (e.g. fm-numpy, default) to settings")
     return copy.deepcopy(data.get(key) or data.get("default") or {})
 
 
@@ -105,10 +113,38 @@ def make_config(synth: str = "fm", backend: str = "numpy", features: str | None 
             cfg[k] = v
     for item in overrides or []:
         cfg = merge(cfg, parse_override(item))
-    if int(cfg["total_timesteps"]) < 1:
-        raise SynthenvError(f"total_timesteps must be positive, got {cfg['total_timesteps']}")
     cfg["hyperparams_key"] = key
+    check_config(cfg)
     return cfg
+
+
+def check_config(cfg: dict) -> None:
+    """Check a run configuration without starting or writing anything: the env's kwargs (synth,
+    backend, features, distance, ...), the algorithm, its hyperparameter names and the run sizes.
+    Raises a :class:`SynthenvError` that says what is wrong."""
+    for key in ("total_timesteps", "n_envs", "eval_every", "eval_targets", "eval_budget", "checkpoint_every"):
+        value = cfg.get(key)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    if not isinstance(cfg.get("seed"), int):
+        raise ConfigError(f"seed must be an integer, got {cfg.get('seed')!r}")
+    if not isinstance(cfg.get("env"), dict):
+        raise ConfigError(f"env must be a mapping of SoundMatchEnv arguments, got {cfg.get('env')!r}")
+    check_env_kwargs(**cfg["env"])
+    algos = {"ppo": ("stable_baselines3", "PPO"), "recurrent_ppo": ("sb3_contrib", "RecurrentPPO")}
+    if cfg.get("algo") not in algos:
+        raise ConfigError(f"unknown algo {cfg.get('algo')!r}: 'ppo' or 'recurrent_ppo'")
+    module, name = algos[cfg["algo"]]
+    try:
+        algo = getattr(importlib.import_module(module), name)
+    except ImportError:
+        raise SynthenvError(f"training needs {module}: pip install 'synthenv[train]' (or ./setup.sh)") from None
+    set_by_us = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"}
+    known = set(inspect.signature(algo.__init__).parameters) - set_by_us
+    unknown = sorted(set(cfg.get("ppo") or {}) - known)
+    if unknown:
+        raise ConfigError(f"unknown {name} hyperparameter(s) {', '.join(unknown)}; {name} takes: "
+                          f"{', '.join(sorted(known))}")  # fmt: skip
 
 
 def eval_targets(synth: str, n: int, seed: int = EVAL_SEED) -> list[dict]:
@@ -129,9 +165,9 @@ def evaluate_policy(policy: Policy, targets: list[dict], budget: int) -> list[fl
 
 
 def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar: bool = True, log=print) -> Path:
-    """Train per ``config`` into ``out_dir`` (continue from its last checkpoint with ``resume``)."""
-    from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+    """Train per ``config`` into ``out_dir`` (continue from its last checkpoint with ``resume``). The
+    configuration is checked and the envs are made before anything is written."""
+    from stable_baselines3.common.vec_env import VecMonitor
 
     from synthenv.vector import make_sb3_vec_env
 
@@ -142,12 +178,26 @@ def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar:
         config = merge(json.loads((run / "config.json").read_text()), {"total_timesteps": config["total_timesteps"]})
     elif (run / "config.json").exists():
         raise SynthenvError(f"{run} already holds a run; choose a new folder or pass --resume")
+    if run.exists() and not run.is_dir():
+        raise SynthenvError(f"{run} exists and is not a folder")
+    check_config(config)
+    env_kwargs = dict(config["env"], metrics=False)
+    # the envs (and any scsynth they start) come up before anything is written: a failure leaves no folder
+    venv = VecMonitor(make_sb3_vec_env(int(config["n_envs"]), **env_kwargs))  # episode returns and lengths in the logs
+    try:
+        return _train(config, run, venv, resume, progress_bar, log)
+    finally:
+        venv.close()
+
+
+def _train(config: dict, run: Path, venv, resume: bool, progress_bar: bool, log) -> Path:
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
     run.mkdir(parents=True, exist_ok=True)
     (run / "checkpoints").mkdir(exist_ok=True)
     (run / "config.json").write_text(json.dumps(config, indent=2))
     n_envs, seed = int(config["n_envs"]), int(config["seed"])
-    env_kwargs = dict(config["env"], metrics=False)
-    venv = VecMonitor(make_sb3_vec_env(n_envs, **env_kwargs))  # episode returns and lengths in the logs
     venv.seed(seed)
     checkpoint = _latest_checkpoint(run) if resume else None
     if config.get("normalize_obs", True):
@@ -161,12 +211,10 @@ def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar:
         from sb3_contrib import RecurrentPPO as Algo
 
         policy_name = "MlpLstmPolicy"
-    elif algo == "ppo":
+    else:
         from stable_baselines3 import PPO as Algo
 
         policy_name = "MlpPolicy"
-    else:
-        raise SynthenvError(f"unknown algo {algo!r}: 'ppo' or 'recurrent_ppo'")
     hp = dict(config["ppo"])
     if checkpoint:
         model = Algo.load(checkpoint, env=venv, device="cpu")
@@ -224,7 +272,6 @@ def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar:
     if isinstance(venv, VecNormalize):
         venv.save(str(run / "vecnormalize.pkl"))
     final = evaluate_now()
-    venv.close()
     from synthenv.agents.report import learning_curve_png, write_train_report
 
     learning_curve_png(eval_csv, run / "learning_curve.png", title=f"PPO on {config['env']['synth']}")
