@@ -2,13 +2,16 @@
 
 For each backend (numpy, nrt) it measures, with 1 s sounds at 22,050 Hz and features included:
 
-* ``single``: one :class:`SoundMatchEnv` stepping (for nrt this is the naive way: one scsynth
-  process per step);
-* ``vector N``: :class:`SoundMatchVectorEnv` with N sub-envs (one backend call per step);
+* ``single``: one :class:`SoundMatchEnv` with its default arguments stepping (for nrt this is the
+  naive way: one scsynth process per step), reset when an episode ends;
+* ``vector N``: :class:`SoundMatchVectorEnv` with N sub-envs and the env's default arguments (one
+  backend call per step), over a whole episode (``max_steps`` steps, the autoreset step included);
+* ``final N`` (largest N): the same with ``metrics="final"`` (every distance when an episode ends);
 * ``raw N``: the backend's render of N param sets plus the feature extraction and distance, with
   no env around it — the floor the vector env is compared to (``overhead`` = vector / raw time).
 
-Figures are medians over repeats; the machine is shared and noisy, so compare rows of one run.
+Env rows are means over a whole episode (what training sees), raw rows medians over repeats; the
+machine is shared and noisy, so compare rows of one run.
 """
 
 from __future__ import annotations
@@ -44,12 +47,22 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def _mean_time_per_step(step: Callable[[], object], n_steps: int) -> float:
+    """Mean seconds per call over ``n_steps`` calls, after WARMUP untimed ones."""
+    for _ in range(WARMUP):
+        step()
+    t = time.perf_counter()
+    for _ in range(n_steps):
+        step()
+    return (time.perf_counter() - t) / n_steps
+
+
 def bench(
     synth: str = "fm",
     backends: tuple[str, ...] = ("numpy", "nrt"),
     sizes: tuple[int, ...] = (16, 64, 256),
     repeats: int = 7,
-    single_steps: int = 20,
+    single_steps: int = 50,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run the benchmark; returns ``{"rows": [...], "ratios": {...}, "machine": {...}}``."""
@@ -65,19 +78,28 @@ def bench(
     spec = get_synth(synth)
     log(f"synthenv bench: synth {synth}, 1 s at 22050 Hz, {os.cpu_count()} cores")
     for backend in backends:
-        env = SoundMatchEnv(synth=synth, backend=backend, metrics=False, max_steps=10**9)
+        env = SoundMatchEnv(synth=synth, backend=backend)  # the defaults: what users run
         env.reset(seed=0)
         action = np.zeros(env.action_space.shape, np.float32)
-        add(backend, "single", 1, _median_time(lambda env=env, a=action: env.step(a), single_steps))
+
+        def single_step(env=env, a=action):
+            *_, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                env.reset()
+
+        add(backend, "single", 1, _mean_time_per_step(single_step, single_steps))
         env.close()
         engine = make_backend(backend)
         rng = np.random.default_rng(0)
         for n in sizes:
-            venv = SoundMatchVectorEnv(n, synth=synth, backend=backend, metrics=False, max_steps=10**9)
-            venv.reset(seed=0)
-            actions = np.zeros(venv.action_space.shape, np.float32)
-            add(backend, "vector", n, _median_time(lambda v=venv, a=actions: v.step(a), repeats))
-            venv.close()
+            modes = [("vector", {})] + ([("final", {"metrics": "final"})] if n == max(sizes) else [])
+            for mode, kwargs in modes:
+                venv = SoundMatchVectorEnv(n, synth=synth, backend=backend, **kwargs)
+                venv.reset(seed=0)
+                actions = np.zeros(venv.action_space.shape, np.float32)
+                steps = venv.core.max_steps  # one whole episode: every sub-env autoresets once
+                add(backend, mode, n, _mean_time_per_step(lambda v=venv, a=actions: v.step(a), steps))
+                venv.close()
             params = spec.denormalize(rng.random((n, spec.n_params)))
             target = analyze(engine.render(spec, params[:1]).audio, 22050)
 
@@ -98,6 +120,8 @@ def bench(
         for n in sizes:
             ratios[f"{backend} vector{n} / single"] = rate(backend, "vector", n) / rate(backend, "single", 1)
             ratios[f"{backend} overhead vector{n} / raw{n}"] = rate(backend, "raw", n) / rate(backend, "vector", n)
+        n = max(sizes)
+        ratios[f"{backend} final{n} / vector{n}"] = rate(backend, "final", n) / rate(backend, "vector", n)
     log("ratios:")
     for k, v in ratios.items():
         log(f"  {k:<34} {v:8.2f}")

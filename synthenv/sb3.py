@@ -10,6 +10,17 @@ from stable_baselines3.common.vec_env import VecEnv
 from synthenv.vector import SoundMatchVectorEnv
 
 
+def _unbatch(infos: dict, i: int) -> dict:
+    """Sub-env ``i``'s info from gymnasium's batched info dict (nested dicts of arrays with ``_key`` masks)."""
+    out = {}
+    for key, value in infos.items():
+        if key.startswith("_") or not infos.get("_" + key, np.ones(i + 1, bool))[i]:
+            continue
+        item = _unbatch(value, i) if isinstance(value, dict) else value[i]
+        out[key] = item.item() if isinstance(item, np.generic) else item
+    return out
+
+
 class SB3VecEnv(VecEnv):
     """SB3's ``VecEnv`` interface on a natively batched gymnasium ``VectorEnv`` (SAME_STEP autoreset).
 
@@ -40,7 +51,7 @@ class SB3VecEnv(VecEnv):
         dones = terminated | truncated
         out = [self._info(infos, i) for i in range(self.num_envs)]
         for i in np.flatnonzero(dones):  # SB3 reads the episode that just ended from infos[i]
-            out[i] = dict(infos["final_info"][i])
+            out[i] = _unbatch(infos["final_info"], i)
             out[i]["terminal_observation"] = infos["final_obs"][i]
             out[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             out[i]["is_success"] = bool(out[i]["success"])  # SB3's success-rate logging reads this key

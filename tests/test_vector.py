@@ -90,12 +90,50 @@ def test_sb3_adapter_reports_terminal_observations_and_trains():
     for _ in range(3):
         obs, rewards, dones, infos = venv.step(np.stack([venv.action_space.sample() for _ in range(8)]))
     assert dones.all()
-    for info in infos:
+    for i, info in enumerate(infos):
         assert info["terminal_observation"].shape == venv.observation_space.shape
-        assert info["TimeLimit.truncated"] in (True, False)
+        assert not np.allclose(info["terminal_observation"], obs[i])  # the old episode's, not the new one's
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(total_timesteps=2048)
     assert model.num_timesteps >= 2048
+    venv.close()
+
+
+@pytest.mark.parametrize("threshold, truncated, steps", [(0.0, True, 3), (1000.0, False, 1)])
+def test_sb3_infos_describe_the_episode_that_just_ended(threshold, truncated, steps):
+    """SB3 reads the finished episode from infos[i]: its last distance, success, step and metrics,
+    not the next episode's first."""
+    from synthenv.vector import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(4, synth="fm", max_steps=3, success_threshold=threshold, metrics="final")
+    venv.seed(0)
+    venv.reset()
+    core = venv.venv.core
+    for step in range(1, steps + 1):
+        before = [dict(d) for d in core.infos(venv.venv._ep)]
+        obs, rewards, dones, infos = venv.step(np.full((4, 5), 0.5, np.float32))
+        assert dones.all() == (step == steps)
+    after_reset = core.infos(venv.venv._ep)  # the new episodes the sub-envs are in now
+    for i, info in enumerate(infos):
+        assert info["TimeLimit.truncated"] is truncated and info["is_success"] is (not truncated)
+        assert info["success"] is (not truncated) and info["step"] == steps
+        assert after_reset[i]["step"] == 0 and info["distance"] != after_reset[i]["distance"]
+        assert info["params"] != before[i]["params"]  # the params the last step moved to
+        assert info["metrics"]["logmel_l1"] == pytest.approx(info["distance"], rel=1e-5)
+        np.testing.assert_array_equal(obs[i], core.observe(venv.venv._ep)[i])  # obs: the new episode's
+    venv.close()
+
+
+def test_sb3_env_method_calls_the_shared_core_once(monkeypatch):
+    from synthenv.vector import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(8, synth="fm", metrics=False)
+    calls = []
+    monkeypatch.setattr(venv.venv.core, "render_image", lambda ep, i: calls.append(i) or i, raising=True)
+    venv.reset()
+    assert venv.env_method("render_image", venv.venv._ep, 0) == [0] * 8
+    assert calls == [0]
+    assert venv.get_attr("max_steps", indices=[1, 2]) == [50, 50]
     venv.close()
 
 

@@ -10,14 +10,20 @@ import numpy as np
 
 
 def mean_ci(values, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float, float]:
-    """Mean, median and a 95% bootstrap confidence interval of the mean."""
+    """Mean, median and a 95% confidence interval of the mean (``scipy.stats.bootstrap``, BCa, ``n_boot``
+    resamples, seeded). With fewer than two values, or all values equal, the interval is the mean itself."""
+    from scipy.stats import bootstrap
+
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return (float("nan"),) * 4
-    rng = np.random.default_rng(seed)
-    boots = rng.choice(v, size=(n_boot, v.size), replace=True).mean(axis=1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return float(v.mean()), float(np.median(v)), float(lo), float(hi)
+    mean, median = float(v.mean()), float(np.median(v))
+    if v.size < 2 or np.all(v == v[0]):
+        return mean, median, mean, mean
+    res = bootstrap((v,), np.mean, n_resamples=n_boot, confidence_level=0.95, method="BCa",
+                    random_state=np.random.default_rng(seed))  # fmt: skip
+    lo, hi = res.confidence_interval
+    return mean, median, float(lo), float(hi)
 
 
 def markdown_table(results: dict[str, dict[str, list[float]]], metrics: list[str]) -> str:
