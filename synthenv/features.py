@@ -329,13 +329,14 @@ def server_n_frames(n_samples: int) -> int:
 
 def scale_server_frames(raw: np.ndarray) -> np.ndarray:
     """Raw analysis frames ``[B, T, 16]`` -> scaled float32: MFCCs as SC gives them (about [-1, 2]),
-    centroid as ``log2(Hz / 1000) / 2``, flatness as is (0..1), loudness in sones / 32."""
+    centroid as ``log2(Hz / 1000) / 2``, flatness as is (0..1), loudness in sones / 32. Pure scaling:
+    the backends reject non-finite frames (``synthenv.supercollider.check_server_frames``)."""
     f = np.array(raw, dtype=np.float32)
     if f.ndim != 3 or f.shape[2] != N_SERVER_FEATURES:
         raise ValueError(f"server frames must be [B, T, {N_SERVER_FEATURES}], got shape {f.shape}")
     f[..., 13] = np.log2(np.maximum(f[..., 13], 20.0) / 1000.0) / 2.0
     f[..., 15] /= 32.0
-    return np.nan_to_num(f, nan=0.0, posinf=SUMMARY_CLIP, neginf=-SUMMARY_CLIP)
+    return f
 
 
 def server_summary(frames: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from synthenv.backends.live import LiveServer, _jack_running
+from synthenv.backends.jack import jack_running as _jack_running
+from synthenv.backends.scserver import LiveServer
 from synthenv.spec import SynthSpec
 from synthenv.supercollider import PLAYER_SYNTHDEF, osc_message
 from synthenv.synths import get_synth

@@ -1,5 +1,6 @@
 """SuperCollider tooling shared by the scsynth backends: finding the programs, compiling SynthDefs
-with sclang, reading ``.scsyndef`` files, and building OSC packets (python-osc).
+with sclang, reading ``.scsyndef`` files, building OSC packets (python-osc), and checking the
+analysis frames scsynth sends back.
 
 Binaries are found on ``PATH`` or through ``SYNTHENV_SCSYNTH`` / ``SYNTHENV_SCLANG``.
 """
@@ -15,9 +16,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from synthenv.errors import BackendError
+from synthenv.features import N_SERVER_FEATURES, SERVER_FEATURES
+from synthenv.paths import private_dir
 from synthenv.spec import SynthSpec
 
 PACKAGE_SYNTHDEFS = Path(__file__).parent / "synthdefs"
@@ -107,7 +111,7 @@ def build_synthdefs(sources: list[Path], out_dir: Path, *, build_script: Path | 
 
 @functools.cache
 def _compiled_custom(source: Path, mtime_ns: int) -> bytes:
-    cache = Path(tempfile.gettempdir()) / f"synthenv-synthdefs-{os.getuid()}"
+    cache = private_dir() / "synthdefs"  # not a shared /tmp path another user could plant a symlink at
     (path,) = build_synthdefs([source], cache)
     return path.read_bytes()
 
@@ -226,3 +230,24 @@ def nrt_score(bundles: list[tuple[float, list[bytes]]]) -> bytes:
         b = osc_bundle(t, msgs)
         out += struct.pack(">i", len(b)) + b
     return bytes(out)
+
+
+# -- analysis frames ------------------------------------------------------------------------------
+def check_server_frames(frames: np.ndarray, backend: str) -> np.ndarray:
+    """Check raw analysis frames ``[B, T, 16]`` that scsynth produced (``backend``: "nrt" or "live"):
+    every value must be finite. Returns ``frames``; raises :class:`BackendError` naming the rows."""
+    f = np.asarray(frames)
+    if f.ndim != 3 or f.shape[2] != N_SERVER_FEATURES:
+        raise BackendError(f"scsynth ({backend}) analysis frames must be [B, T, {N_SERVER_FEATURES}], got {f.shape}")
+    bad = ~np.isfinite(f)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=(1, 2)))
+        b, t, k = np.argwhere(bad)[0]
+        listed = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        raise BackendError(
+            f"scsynth ({backend} backend) produced non-finite analysis frames for candidate row(s) {listed} "
+            f"of {f.shape[0]} (first: row {b}, frame {t}, {SERVER_FEATURES[k]} = {f[b, t, k]}): the synth's "
+            "output drove the analysis UGens out of range; check those parameters and the SynthDef "
+            "(e.g. a filter that blows up); frames with NaN or inf are never used"
+        )
+    return frames

@@ -1,24 +1,37 @@
 """The live backend against a real-time scsynth (JACK dummy server on headless machines)."""
 
 import os
+import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import audio_servers, needs_scsynth, new_servers_after
+from conftest import audio_servers, needs_sclang, needs_scsynth, new_servers_after
 from gymnasium.utils.env_checker import check_env
+from pythonosc.osc_message import OscMessage
 
 import synthenv
+import synthenv.backends.jack as jack
 import synthenv.backends.live as live
+import synthenv.backends.scserver as scserver
+import synthenv.supercollider as supercollider
 from synthenv import BackendError, get_synth
 from synthenv.backends import make_backend
+from synthenv.errors import SynthenvError
 from synthenv.features import scale_server_frames, server_summary
+from synthenv.paths import private_dir
+from synthenv.supercollider import check_server_frames, osc_message
 
 pytestmark = [pytest.mark.scsynth, needs_scsynth]
 DUR = 0.25  # short notes keep real-time tests quick
@@ -105,10 +118,10 @@ def test_a_port_in_use_makes_the_server_take_another(monkeypatch, no_new_servers
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     taken.bind(("127.0.0.1", 0))
     port = taken.getsockname()[1]
-    real = live.free_udp_port
+    real = scserver.free_udp_port
     offered = iter([port])
-    monkeypatch.setattr(live, "free_udp_port", lambda: next(offered, None) or real())
-    server = live.LiveServer()
+    monkeypatch.setattr(scserver, "free_udp_port", lambda: next(offered, None) or real())
+    server = scserver.LiveServer()
     try:
         assert server.address[1] != port and server.status()["synths"] == 0
     finally:
@@ -236,3 +249,294 @@ def test_killed_servers_do_not_use_up_jack_slots(no_new_servers):
         make_backend("live", duration=DUR).close()
     finally:
         keep.close()
+
+
+# -- the server boundary --------------------------------------------------------------------------
+def _udp_socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(3)
+    return s
+
+
+def _summary_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference between the server summaries of two sets of raw frames."""
+    return float(np.abs(server_summary(scale_server_frames(a)) - server_summary(scale_server_frames(b))).max())
+
+
+def _wait_for(condition, what: str, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_packets_from_anyone_but_the_server_are_dropped(no_new_servers):
+    """Another local program sends well-formed replies and frames to our port: none of them is read."""
+    backend = make_backend("live", duration=DUR)
+    server = backend.server
+    spec = get_synth("fm")
+    params = spec.denormalize(np.random.default_rng(3).random((4, spec.n_params)))
+    forger = _udp_socket()
+    try:
+        clean = backend.render(spec, params).frames
+        # a forged /fail would make the next request raise "scsynth reported a failure"
+        forger.sendto(osc_message("/fail", "/sync", "forged"), server.local_address)
+        _wait_for(lambda: server.foreign_packets >= 1, "the forged /fail to arrive")
+        server.sync()
+        # forged frames for exactly the analysis nodes being collected, sent throughout a render
+        stop = threading.Event()
+
+        def forge_frames() -> None:
+            while not stop.is_set():
+                for node in list(server._frames):
+                    forger.sendto(osc_message(scserver.FRAME_ADDRESS, node, 0, *[1e6] * 16), server.local_address)
+                time.sleep(0.001)
+
+        thread = threading.Thread(target=forge_frames)
+        thread.start()
+        try:
+            frames = backend.render(spec, params).frames
+        finally:
+            stop.set()
+            thread.join()
+        assert server.foreign_packets > 10
+        assert _summary_gap(frames, clean) < 1e-3
+    finally:
+        forger.close()
+        backend.close()
+
+
+def test_a_users_server_given_by_name_answers_from_its_ip(no_new_servers):
+    users = scserver.LiveServer()
+    try:
+        server = scserver.LiveServer(server=f"localhost:{users.address[1]}")
+        try:
+            assert server.address == ("127.0.0.1", users.address[1]) and server.status()["synths"] == 0
+            assert server.foreign_packets == 0
+        finally:
+            server.close()
+    finally:
+        users.close()
+    with pytest.raises(BackendError, match="must be 'host:port'"):
+        scserver.LiveServer(server="localhost")
+
+
+def test_private_dir_is_made_0700_and_owned_by_us(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = private_dir()
+    assert path == tmp_path / f"synthenv-{os.getuid()}"
+    st = os.lstat(path)
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.getuid()
+    assert private_dir() == path  # an existing, safe directory is reused
+    with jack.jack_start_lock():  # the lock lives inside it
+        assert (path / "jack.lock").is_file() and not (path / "jack.lock").is_symlink()
+
+
+def _plant_foreign_dir(path: Path, victim: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("only root can make a directory owned by another user")
+    path.mkdir(mode=0o700)
+    os.chown(path, 65534, -1)
+
+
+@pytest.mark.parametrize(
+    "plant, problem",
+    [
+        (lambda p, victim: p.symlink_to(victim, target_is_directory=True), "it is a symlink"),
+        (lambda p, victim: p.write_text("x"), "it is not a directory"),
+        (lambda p, victim: (p.mkdir(), p.chmod(0o755)), "its mode is 0755: group or others may use it"),
+        (_plant_foreign_dir, "it is owned by uid 65534, not by you"),
+    ],
+)
+def test_a_planted_private_dir_is_refused(monkeypatch, tmp_path, plant, problem):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    planted = tmp_path / f"synthenv-{os.getuid()}"
+    plant(planted, victim)
+    with pytest.raises(SynthenvError, match=re.escape(f"private directory {planted} is unsafe: {problem}")):
+        private_dir()
+    with pytest.raises(SynthenvError, match="unsafe"):  # the JACK lock and the SynthDef cache use it
+        with jack.jack_start_lock():
+            pass
+    with pytest.raises(SynthenvError, match="unsafe"):
+        supercollider._compiled_custom.__wrapped__(tmp_path / "nope.scd", 0)
+    assert not list(victim.iterdir())
+
+
+def test_a_symlink_planted_as_the_jack_lock_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    victim = tmp_path / "victim"
+    (private_dir() / "jack.lock").symlink_to(victim)
+    with pytest.raises(BackendError, match="could not open the JACK start-up lock"):
+        with jack.jack_start_lock():
+            pass
+    assert not victim.exists()
+
+
+def _shm_plants() -> list[Path]:
+    tag = f"other-test-{os.getpid()}"
+    return [
+        Path(f"/dev/shm/jack-{tag}"),
+        Path(f"/dev/shm/jack_sem.{os.getuid()}_{tag}_system"),
+        Path(f"/dev/shm/jack_{tag}_0_0"),
+        Path("/dev/shm/SuperColliderServer_1"),
+    ]
+
+
+def test_other_programs_shared_memory_files_survive_a_boot_and_close(no_new_servers):
+    plants = [p for p in _shm_plants() if not p.exists()]
+    try:
+        for p in plants:
+            p.write_bytes(b"not synthenv's")
+        backend = make_backend("live", duration=DUR, jack="dummy")
+        backend.close()
+        assert all(p.read_bytes() == b"not synthenv's" for p in plants)
+    finally:
+        for p in plants:
+            p.unlink(missing_ok=True)
+
+
+def _flag(pid: int, flag: str) -> str:
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return args[args.index(flag) + 1]
+
+
+def test_the_shared_memory_a_killed_server_left_is_removed_at_the_next_boot(no_new_servers):
+    owner, scsynth_pid = _owner_with_a_live_server()
+    try:
+        port = _flag(scsynth_pid, "-u")
+        (jackd_pid,) = audio_servers(descendants_of=owner.pid) - {scsynth_pid}
+        jack_name = _flag(jackd_pid, "-n")
+    finally:
+        _kill(owner)
+    _wait_for(lambda: not _running(scsynth_pid) and not _running(jackd_pid), "the servers to die", 5)
+    shm_file = Path(f"/dev/shm/SuperColliderServer_{port}")
+    assert shm_file.exists()  # scsynth does not remove it when stopped by a signal
+    make_backend("live", duration=DUR).close()
+    assert not shm_file.exists()
+    if jack_name not in jack.jackd_names_in_use():  # its semaphores and sockets are gone too
+        assert not list(Path("/dev/shm").glob(f"jack*_{jack_name}_*"))
+
+
+def test_private_ranges_of_different_clients_never_overlap():
+    taken: set[int] = set()
+    for client_id in range(live.MAX_CLIENTS):
+        buses, buffers, player = live.private_ranges(client_id)
+        assert len(buses) == len(buffers) == len(player) == live.MAX_BATCH
+        mine = set(buffers) | set(player)
+        assert set(buses) <= mine and not mine & taken and min(mine) >= 64 and max(mine) < 1024
+        taken |= mine
+    for bad in (-1, live.MAX_CLIENTS):
+        with pytest.raises(BackendError, match=f"client ID {bad}, but .* hold client IDs 0 to 6 only"):
+            live.private_ranges(bad)
+
+
+def _register(sock: socket.socket, address, flag: int = 1) -> list:
+    sock.sendto(osc_message("/notify", flag), address)
+    reply = OscMessage(sock.recvfrom(65536)[0])
+    assert reply.address == "/done", reply.params
+    return list(reply.params)
+
+
+def test_clients_of_a_users_server_get_disjoint_ranges_or_a_clear_error(no_new_servers):
+    users = scserver.LiveServer()  # client 0, standing in for the user's own sclang
+    where = f"{users.address[0]}:{users.address[1]}"
+    others = [_udp_socket() for _ in range(live.MAX_CLIENTS - 1)]
+    spec = get_synth("fm")
+    rng = np.random.default_rng(5)
+    p1, p2 = (spec.denormalize(rng.random((3, spec.n_params))) for _ in range(2))
+    try:
+        ids = [_register(s, users.address)[1] for s in others]
+        assert sorted(ids) == list(range(1, live.MAX_CLIENTS))  # IDs 0..6 all taken
+        with pytest.raises(BackendError, match=f"scsynth at {where} gave synthenv client ID 7 and has no free "
+                                               r"client ID below 7 .* close other clients"):  # fmt: skip
+            make_backend("live", duration=DUR, server=where)
+        _register(others[2], users.address, 0)  # client 3 leaves; scsynth would give 8 next
+        _register(others[4], users.address, 0)  # client 5 leaves
+        b1 = make_backend("live", duration=DUR, server=where)
+        b2 = make_backend("live", duration=DUR, server=where)
+        try:
+            assert {b1.server.client_id, b2.server.client_id} == {3, 5}
+            assert not (set(b1.buses) | set(b1.buffers) | set(b1.player_buffers)) & (
+                set(b2.buses) | set(b2.buffers) | set(b2.player_buffers)
+            )
+            alone = [b1.render(spec, p1).frames, b2.render(spec, p2).frames]
+            with ThreadPoolExecutor(2) as pool:  # both at once on one server: no crosstalk
+                together = list(pool.map(lambda bp: bp[0].render(spec, bp[1]).frames, [(b1, p1), (b2, p2)]))
+            for a, b in zip(alone, together, strict=True):
+                assert _summary_gap(a, b) < 1e-3
+        finally:
+            b1.close()
+            b2.close()
+        again = make_backend("live", duration=DUR, server=where)  # closing gave the IDs back
+        try:
+            assert again.server.client_id in (3, 5)
+        finally:
+            again.close()
+        assert users.alive and users.status()["synths"] == 0
+    finally:
+        for s in others:
+            s.close()
+        users.close()
+
+
+def test_a_failure_reported_by_scsynth_raises(no_new_servers):
+    server = scserver.LiveServer()
+    try:
+        node = server.new_node_id()
+        with pytest.raises(BackendError, match="scsynth reported a failure: /s_new SynthDef not found"):
+            server.start_nodes([osc_message("/s_new", "synthenv_no_such_synthdef", node, 0, server.group)], [node])
+        with pytest.raises(BackendError, match=r"scsynth reported a failure: /n_query Node 99999 not found"):
+            server.request(osc_message("/n_query", 99999), lambda a, p: a == "/n_info")
+        server.sync()  # each failure is reported once; the server is fine
+        assert server.status()["synths"] == 0
+    finally:
+        server.close()
+
+
+# -- bad server data ------------------------------------------------------------------------------
+def test_non_finite_frames_are_rejected_with_the_rows_named():
+    frames = np.zeros((4, 10, 16), np.float32)
+    assert check_server_frames(frames, "live") is frames
+    frames[2, 7, 13] = np.nan
+    frames[3, 0, 15] = np.inf
+    expected = r"scsynth \(live backend\) produced non-finite analysis frames for candidate row\(s\) 2, 3 of 4 "
+    with pytest.raises(BackendError, match=expected + r"\(first: row 2, frame 7, centroid = nan\)"):
+        check_server_frames(frames, "live")
+    assert np.isnan(scale_server_frames(frames)[2, 7, 13])  # scaling alone never hides them
+
+
+HUGE_SCD = """
+SynthDef(\\test_huge, { |out = 0, freq = 440, gain = 1|
+    Out.ar(out, SinOsc.ar(freq) * gain);
+})
+"""
+
+
+@needs_sclang
+def test_a_synth_that_overflows_the_analysis_is_an_error_on_both_backends(tmp_path, no_new_servers):
+    """A finite but huge output (1e30) overflows the analysis UGens: NRT and live both refuse its frames."""
+    scd = tmp_path / "test_huge.scd"
+    scd.write_text(HUGE_SCD)
+    spec = synthenv.SynthSpec(
+        "test_huge",
+        (synthenv.Param("freq", 100.0, 2000.0, 440.0, "exp", "Hz"), synthenv.Param("gain", 0.1, 1e30, 1.0, "exp")),
+        lambda p, sr, n: np.zeros((len(p), n), np.float32),
+        synthdef="test_huge",
+        synthdef_path=str(scd),
+    )
+    params = np.array([[440.0, 0.3], [440.0, 1e30], [880.0, 0.3]])
+    nrt = make_backend("nrt", duration=DUR, server_features=True)
+    assert np.isfinite(nrt.render(spec, params[[0, 2]]).frames).all()
+    message = r"non-finite analysis frames for candidate row\(s\) 1 of 3"
+    with pytest.raises(BackendError, match=r"scsynth \(nrt backend\) produced " + message):
+        nrt.render(spec, params)
+    backend = make_backend("live", duration=DUR)
+    try:
+        with pytest.raises(BackendError, match=r"scsynth \(live backend\) produced " + message):
+            backend.render(spec, params)
+        assert np.isfinite(backend.render(spec, params[[0, 2]]).frames).all()  # the server is fine
+    finally:
+        backend.close()

@@ -124,7 +124,8 @@ def test_server_features_come_back_per_candidate():
 @pytest.mark.parametrize("features", ["audio", "server"])
 @pytest.mark.parametrize("name", SYNTHS)
 def test_check_env_with_nrt(name, features):
-    env = gym.make(synthenv.ENV_ID, synth=name, backend="nrt", features=features, render_mode="rgb_array")
+    env = gym.make(synthenv.ENV_ID, synth=name, backend="nrt", features=features, render_mode="rgb_array",
+                   metrics=True)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env.unwrapped)

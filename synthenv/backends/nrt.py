@@ -27,7 +27,14 @@ from synthenv.backends import Rendered
 from synthenv.errors import BackendError
 from synthenv.features import N_SERVER_FEATURES, TARGET_RMS, loudness_normalize, server_n_frames
 from synthenv.spec import SynthSpec
-from synthenv.supercollider import ANALYSIS_SYNTHDEF, find_scsynth, nrt_score, osc_message, synthdef_bytes
+from synthenv.supercollider import (
+    ANALYSIS_SYNTHDEF,
+    check_server_frames,
+    find_scsynth,
+    nrt_score,
+    osc_message,
+    synthdef_bytes,
+)
 
 SYNTH_NODE0 = 1000
 ANALYSIS_NODE0 = 100_000
@@ -161,7 +168,9 @@ class NrtBackend:
         with ThreadPoolExecutor(max_workers=min(self.processes, len(jobs))) as pool:
             results = list(pool.map(lambda job: self._run_one(job[0], job[1], frames_only), jobs))
         audio = None if frames_only else np.concatenate([r[0] for r in results])
-        frames = np.concatenate([r[1] for r in results]) if (self.server_features or frames_only) else None
+        frames = None
+        if self.server_features or frames_only:
+            frames = check_server_frames(np.concatenate([r[1] for r in results]), "nrt")
         return Rendered(audio=audio, frames=frames)
 
     def _run_one(self, make_score, args: tuple, frames_only: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -208,7 +217,7 @@ class NrtBackend:
 
     def _read(self, path: Path, channels: int, min_frames: int, what: str) -> np.ndarray:
         """Read a WAV, or a headerless native-endian float file (``.raw``), that scsynth wrote: float32
-        ``[channels, min_frames]``; errors if missing, unreadable or short."""
+        ``[channels, min_frames]``; errors if missing, unreadable, short, or (audio) not finite."""
         if not path.exists():
             raise BackendError(f"scsynth NRT render wrote no {what} file ({path.name})")
         try:
@@ -226,8 +235,8 @@ class NrtBackend:
                 f"scsynth NRT {what} file is short: {data.shape[0]} frames x {data.shape[1]} channels, "
                 f"expected at least {min_frames} x {channels}"
             )
-        if not np.isfinite(data).all():
-            raise BackendError(f"scsynth NRT {what} contains NaN or inf")
+        if what == "audio" and not np.isfinite(data).all():  # frames: check_server_frames names the rows
+            raise BackendError("scsynth NRT audio contains NaN or inf")
         out = np.empty((channels, min_frames), np.float32)
         _transpose_into(data, out)
         return out
