@@ -386,13 +386,16 @@ def _shm_plants() -> list[Path]:
 
 
 def test_other_programs_shared_memory_files_survive_a_boot_and_close(no_new_servers):
-    plants = [p for p in _shm_plants() if not p.exists()]
+    port = scserver.free_udp_port()  # a port a server of ours once used; another program's scsynth since
+    plants = [p for p in [*_shm_plants(), Path(f"/dev/shm/SuperColliderServer_{port}")] if not p.exists()]
     try:
         for p in plants:
             p.write_bytes(b"not synthenv's")
+        (private_dir() / f"scsynth-{port}").write_text(f"1 {plants[-1].stat().st_ino + 1}\n")
         backend = make_backend("live", duration=DUR, jack="dummy")
         backend.close()
         assert all(p.read_bytes() == b"not synthenv's" for p in plants)
+        assert not (private_dir() / f"scsynth-{port}").exists()  # the stale record is gone
     finally:
         for p in plants:
             p.unlink(missing_ok=True)

@@ -17,8 +17,8 @@ Faults: a server that dies (or stops answering) makes the waiting call raise a
 :class:`BackendError` within its timeout. Servers we start are stopped by :meth:`LiveServer.close`,
 at interpreter exit, and (Linux) when the process that started them dies. A stopped or killed
 scsynth leaves its 8 MB shared-memory file ``/dev/shm/SuperColliderServer_<port>``; we record the
-ports of the servers we start in the private directory and remove the files of recorded ports no
-scsynth uses any more (and only those) at the next boot.
+port and the file's inode of every server we start in the private directory and, at the next boot,
+remove the recorded files (only those) of ports no scsynth uses any more.
 """
 
 from __future__ import annotations
@@ -65,9 +65,20 @@ def _scsynth_ports_in_use() -> set[int]:
     return {int(v) for args in command_lines("scsynth") for v in flag_values(args, "-u") if v.isdigit()}
 
 
+def _record_shm(port: int, pid: int) -> None:
+    """Note in the private directory that the scsynth ``pid`` we started made the shared-memory file of
+    ``port`` (with its inode, so that a later file of another program's scsynth is never taken for it)."""
+    path = SHM / f"SuperColliderServer_{port}"
+    try:
+        inode = path.lstat().st_ino
+    except OSError:  # not on this system (no /dev/shm): nothing to clean up later
+        return
+    _shm_record(port).write_text(f"{pid} {inode}\n")
+
+
 def clear_stale_shm() -> None:
-    """Remove the shared-memory files of scsynths we started (recorded in the private directory) on
-    ports where no scsynth runs any more."""
+    """Remove the shared-memory files of scsynths we started (recorded in the private directory, and
+    still the very file recorded) on ports where no scsynth runs any more."""
     records = list(private_dir().glob("scsynth-*"))
     if not records:
         return
@@ -76,8 +87,12 @@ def clear_stale_shm() -> None:
         port = record.name.removeprefix("scsynth-")
         if not port.isdigit() or int(port) in in_use:
             continue
-        with contextlib.suppress(OSError):
-            (SHM / f"SuperColliderServer_{int(port)}").unlink()
+        path = SHM / f"SuperColliderServer_{int(port)}"
+        with contextlib.suppress(OSError, ValueError):
+            inode = int(record.read_text().split()[1])
+            st = path.lstat()
+            if st.st_ino == inode and st.st_uid == os.getuid():
+                path.unlink()
         with contextlib.suppress(OSError):
             record.unlink()
 
@@ -150,23 +165,21 @@ class LiveServer:
             port = free_udp_port()
             cmd = [scsynth, "-u", str(port), "-B", "127.0.0.1", "-i", "0", "-o", "2", "-R", "0", "-l", "16",
                    "-a", "4096", "-m", "65536", "-D", "0"]  # fmt: skip
-            record = _shm_record(port)
             proc = OwnedProcess(cmd, env, "scsynth")
-            try:
-                record.write_text(f"{proc.pid}\n")
-            except OSError as exc:
-                proc.stop()
-                raise BackendError(f"could not record the scsynth we started in {record}: {exc}") from None
             if proc.wait_for_line(READY_LINE, BOOT_TIMEOUT):
                 self._scsynth = proc
                 self.address = ("127.0.0.1", port)
+                try:
+                    _record_shm(port, proc.pid)
+                except Exception:
+                    proc.stop()
+                    raise
                 return
             proc.stop()
             # the port's shared-memory file is ours unless another scsynth holds the port
             if port not in _scsynth_ports_in_use():
                 with contextlib.suppress(OSError):
                     (SHM / f"SuperColliderServer_{port}").unlink()
-            record.unlink(missing_ok=True)
             log = proc.tail()
             if not any(t in log.lower() for t in ("address in use", "address already in use", "bind")):
                 raise BackendError(f"scsynth did not start within {BOOT_TIMEOUT:.0f} s:\n{log}")
