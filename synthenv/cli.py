@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth", default="fm")
     p.add_argument("--backends", default="numpy,nrt", help="comma-separated (default numpy,nrt)")
     p.add_argument("--sizes", default="16,64,256", help="vector env sizes (default 16,64,256)")
-    p.add_argument("--repeats", type=int, default=7, help="timed repeats per raw row (median reported); env rows average one whole episode")
+    p.add_argument("--repeats", type=int, default=7,
+                   help="timed repeats per raw row (median reported); env rows average one whole episode")
     p.add_argument("--json", help="also write the table as JSON to this path")
     p.set_defaults(func=cmd_bench)
 

@@ -17,6 +17,7 @@ import numpy as np
 import soundfile
 
 from synthenv.backends.jack import jack_running as _jack_running
+from synthenv.backends.live import MAX_CLIENTS, WHY_MAX_CLIENTS, private_ranges
 from synthenv.backends.scserver import LiveServer
 from synthenv.spec import SynthSpec
 from synthenv.supercollider import PLAYER_SYNTHDEF, osc_message
@@ -35,7 +36,7 @@ class Stage:
             log("no JACK server is running: playing into a private dummy JACK server, so nothing will be heard. "
                 "Start JACK with your sound card, or pass --server HOST:PORT of a running scsynth.")  # fmt: skip
         self.gap = gap
-        self.live = LiveServer(server=server, jack=jack)
+        self.live = LiveServer(server=server, jack=jack, client_ids=MAX_CLIENTS, client_ids_reason=WHY_MAX_CLIENTS)
         self._tmp = tempfile.TemporaryDirectory(prefix="synthenv-play-")
         self._buf: int | None = None
 
@@ -52,7 +53,7 @@ class Stage:
         sr = int(live.status().get("nominal_sr") or 22050)
         wav = Path(self._tmp.name) / "target.wav"
         soundfile.write(wav, load_audio(path, sr, duration), sr, subtype="FLOAT")
-        self._buf = 1000 + live.client_id
+        self._buf = private_ranges(live.client_id)[2][0]  # a player buffer of our own client ID
         live.request(osc_message("/b_allocRead", self._buf, str(wav)),
                      lambda a, p: a == "/done" and p[:1] == ["/b_allocRead"])  # fmt: skip
 

@@ -56,6 +56,10 @@ def test_nrt_renders_dicts_like_numpy_does(name):
     two = render(name, [{"freq": 330.0}, {"freq": 660.0}], backend="nrt")
     assert two.shape == (2, SR)
     np.testing.assert_allclose(two[0], one, atol=1e-6)
+    surrogate = render(name, [{"freq": 330.0}, {"freq": 660.0}], backend="numpy")  # the same dicts, the same sounds
+    d = distances.compute("logmel_l1", analyze(surrogate, SR), analyze(two, SR))
+    assert d.max() < 0.5, d  # dB; random patches are 12-23 dB apart (benchmarks/parity.py)
+    assert np.corrcoef(surrogate[1], two[1])[0, 1] > 0.99  # and the same waveform, not only the same spectrum
 
 
 @needs_scsynth
