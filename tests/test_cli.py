@@ -98,6 +98,6 @@ def test_bench_writes_a_json_table(tmp_path):
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
     modes = {(row["backend"], row["mode"], row["num_envs"]) for row in data["rows"]}
-    assert modes == {("numpy", "single", 1), ("numpy", "vector", 4), ("numpy", "raw", 4)}
+    assert modes == {("numpy", "single", 1), ("numpy", "vector", 4), ("numpy", "final", 4), ("numpy", "raw", 4)}
     assert all(row["env_steps_per_s"] > 0 for row in data["rows"])
-    assert "numpy vector4 / single" in data["ratios"]
+    assert {"numpy vector4 / single", "numpy final4 / vector4"} <= set(data["ratios"])
