@@ -180,6 +180,33 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from synthenv.agents.export import OPSET, export_policy
+
+    r = export_policy(args.run_dir, fmt=args.format, output=args.output, checkpoint=args.checkpoint)
+    what = f"onnx, opset {OPSET}" if r["format"] == "onnx" else "torchscript"
+    print(f"wrote {r['path']} ({what}): observation [B, {r['obs_size']}] -> action [B, {r['action_size']}] "
+          f"({r['synth']}: {', '.join(r['param_names'])}); max |difference| from the SB3 policy "
+          f"{r['max_abs_diff']:.1e}")  # fmt: skip
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+
+    from synthenv.serve import AgentServer
+
+    server = AgentServer(port=args.port, policy=args.policy, backend=args.backend, workers=args.workers)
+    signal.signal(signal.SIGTERM, lambda *a: server.stop())
+    print(f"synthenv serve: listening on 127.0.0.1:{server.port} (OSC over UDP; Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.close()
+    print("synthenv serve: stopped", flush=True)
+    return 0
+
+
 def default_sc_dir() -> Path | None:
     """The checkout's ``sc/`` folder, when synthenv runs from a source checkout."""
     sc = Path(__file__).resolve().parent.parent / "sc"
@@ -314,11 +341,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth", default="auto", help="a synth name, or auto: try every synth and keep the best")
     p.add_argument("--method", default="cmaes", help="cmaes (default), random, hillclimb or ppo")
     p.add_argument("--budget", type=int, default=200, help="renders per synth (default 200)")
-    p.add_argument("--policy", help="run folder of a trained policy (for --method ppo)")
+    p.add_argument("--policy", help="run folder of a trained policy, or a file from synthenv export (for --method ppo)")
     p.add_argument("--backend", default="nrt", help="nrt (default, scsynth) or numpy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="match", help="output folder (default ./match)")
     p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained policy to one ONNX or TorchScript file",
+        description="Write a run's policy as one file that maps a raw observation float32 [B, D] to the "
+        "deterministic action float32 [B, A] (observation normalisation folded in, actions clipped), with the env "
+        "config, sizes and parameter names embedded (ONNX metadata_props / TorchScript extra file synthenv.json "
+        "under the key 'synthenv'). Runs without stable-baselines3: synthenv match --method ppo --policy FILE.",
+    )
+    p.add_argument("run_dir", help="a run folder from synthenv train")
+    p.add_argument("--format", help="onnx (opset 17) or torchscript (default: from -o's suffix .onnx/.pt, else onnx)")
+    p.add_argument("--checkpoint", help="a checkpoint .zip of the run instead of model.zip")
+    p.add_argument("-o", "--output", help="output file (default RUN_DIR/policy.onnx or policy.pt)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "serve",
+        help="an OSC agent server for SuperCollider: sclang asks it for matches",
+        description="Listen for OSC on UDP 127.0.0.1:PORT: /synthenv/match id path synth budget [method] is answered "
+        "with /synthenv/progress id renders best_distance while it works and /synthenv/params id synth name value "
+        "... at the end; /synthenv/cancel id; /synthenv/synths. Replies go to the sender's address and port. The "
+        "SynthEnv Quark (sc/SynthEnv) is its sclang client.",
+    )
+    p.add_argument("--port", type=int, default=57130, help="UDP port on 127.0.0.1 (default 57130)")
+    p.add_argument("--policy", help="a run folder or exported policy for method ppo")
+    p.add_argument("--backend", default="nrt", choices=["nrt", "numpy"], help="render backend (default nrt)")
+    p.add_argument("--workers", type=int, default=2, help="matches run at once (default 2)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
         "bench",

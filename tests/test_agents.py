@@ -162,7 +162,7 @@ def test_hear_a_trained_agent_match_a_recording_live(recording, tiny_run):
         (["match", "{rec}", "--method", "ppo"], "needs --policy"),
         (["match", "{rec}", "--method", "gradient"], "unknown method"),
         (["train", "--synth", "moog", "-o", "{tmp}/x"], "unknown synth 'moog'"),
-        (["train", "--timesteps", "0", "-o", "{tmp}/x"], "total_timesteps must be positive"),
+        (["train", "--timesteps", "0", "-o", "{tmp}/x"], "total_timesteps must be a positive integer"),
         (["train", "--set", "ppo.learning_rate", "-o", "{tmp}/x"], "key=value"),
         (["eval", "{tmp}"], "not a synthenv run folder"),
         (["eval", "{run}", "--budget", "0"], "budget must be at least 1"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,21 @@ from synthenv.agents.search import METHODS, run_search
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
+from synthenv.patch import patch_scd
 from synthenv.synths import available_synths, get_synth
 
 
 def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget: int = 200,
           policy: str | Path | None = None, backend: str = "nrt", out_dir: str | Path = "match",
-          seed: int = 0, sample_rate: int = 22050, duration: float = 1.0, log=print) -> dict:  # fmt: skip
+          seed: int = 0, sample_rate: int = 22050, duration: float = 1.0, log=print,
+          progress: Callable[[int, float], None] | None = None) -> dict:  # fmt: skip
     """Search ``budget`` renders per synth (every synth with ``synth="auto"``) for the closest match to
     ``target``; write ``match.wav`` (rendered by ``backend``, at the target's loudness),
-    ``params.json`` (physical units) and ``comparison.png`` into ``out_dir``. Returns the result."""
+    ``params.json`` (physical units), ``patch.scd`` (the SynthDef and a ``Synth(...)`` line with the
+    matched values, runnable in sclang) and ``comparison.png`` into ``out_dir``. Returns the result.
+
+    ``progress(renders, best_distance)``, if given, is called after every batch of renders (renders
+    counted over all synths tried); an exception it raises stops the match (e.g. a cancellation)."""
     if budget < 1:
         raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
     if method not in (*METHODS, "ppo"):
@@ -46,6 +53,14 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     best = None
+    done = {"renders": 0, "best": float("inf")}  # over every synth tried
+
+    def report(renders: int, distance: float) -> None:
+        done["renders"] += renders
+        done["best"] = min(done["best"], float(distance))
+        if progress is not None:
+            progress(done["renders"], done["best"])
+
     for name in synths:
         if pol is not None:
             env = SoundMatchEnv(**env_kwargs_for_eval(pol.config, backend=backend, targets=str(target),
@@ -56,11 +71,18 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
                                 duration=duration, metrics=False, success_threshold=0.0, max_steps=10**6)  # fmt: skip
         try:
             if pol is not None:
-                res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed)
+                res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed,
+                                    on_step=lambda step, info: report(1, info["distance"]))  # fmt: skip
             else:
                 env.reset(seed=seed, options={"target_index": 0})
                 x0 = env.search_x
-                res = run_search(method, lambda X, e=env: e.score(X)[0], len(env.search_index), budget, seed, x0)
+
+                def objective(X, e=env):
+                    d = e.score(X)[0]
+                    report(len(d), d.min())
+                    return d
+
+                res = run_search(method, objective, len(env.search_index), budget, seed, x0)
             env.reset(seed=seed, options={"target_index": 0})
             target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
             metrics, audio, logmel = measure(env, res.x)
@@ -75,13 +97,19 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
             env.close()
     soundfile.write(out / "match.wav", loudness_normalize(best_audio, target_rms)[0], sample_rate)
     (out / "params.json").write_text(json.dumps(best["params"], indent=2))
+    try:
+        (out / "patch.scd").write_text(patch_scd(get_synth(best["synth"]), best["params"], comment=(
+            f"synthenv match of {target.name}: {best['synth']} ({best['method']}, {best['renders']} renders), "
+            f"{best['distance_name']} {best['distance']:.3f}")))  # fmt: skip
+    except SynthenvError as exc:  # a custom synth given only as compiled .scsyndef has no source to paste
+        log(f"no patch.scd: {exc}")
     (out / "result.json").write_text(json.dumps({**best, "target": str(target), "backend": backend}, indent=2))
     if best_logmel[1] is not None:
         comparison_png(*best_logmel, out / "comparison.png",
                        title=f"{target.name} vs {best['synth']} ({best['method']}, {best['renders']} renders): "
                        f"{best['distance_name']} {best['distance']:.2f}")  # fmt: skip
     log(f"best: {best['synth']} ({best['method']}), " + ", ".join(f"{k} {v:.3f}" for k, v in best["metrics"].items()))
-    log(f"wrote {out / 'match.wav'}, {out / 'params.json'}, {out / 'comparison.png'}")
+    log(f"wrote {out / 'match.wav'}, {out / 'params.json'}, {out / 'patch.scd'}, {out / 'comparison.png'}")
     return best
 
 
