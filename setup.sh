@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up synthenv on a fresh Debian/Ubuntu machine: system packages (scsynth, sclang, JACK,
-# libsndfile), then .venv/ in this folder with synthenv and all its extras (train, dev).
+# libsndfile), then .venv/ in this folder with synthenv and all its extras (train, dev, rllib).
 # Re-running is cheap: installed system packages are skipped, pip only adds what is missing.
 #   PYTHON=/path/to/python3.11 ./setup.sh   to choose the interpreter (>= 3.11)
 set -euo pipefail
@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-# torch is pinned (train extra) so that no other requirement pulls a different build
-.venv/bin/python -m pip install -q -e ".[train,dev]"
+# torch is pinned (train extra) so that no other requirement pulls a different build; rllib: Ray RLlib engine
+.venv/bin/python -m pip install -q -e ".[train,dev,rllib]"
 .venv/bin/synthenv doctor || echo "setup.sh: some backends do not work here (see above); the others do"
 echo "setup.sh: done. Activate with: source .venv/bin/activate"

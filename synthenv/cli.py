@@ -158,8 +158,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = make_config(synth=args.synth, backend=args.backend, features=args.features, timesteps=args.timesteps,
                       seed=args.seed, n_envs=args.n_envs, hyperparams=args.hyperparams, overrides=args.set,
-                      recurrent=args.recurrent)  # fmt: skip
-    train(cfg, args.output, resume=args.resume, progress_bar=not args.no_progress)
+                      recurrent=args.recurrent, engine=args.engine, num_env_runners=args.num_env_runners,
+                      envs_per_runner=args.envs_per_runner)  # fmt: skip
+    train(cfg, args.output, resume=args.resume, progress_bar=not args.no_progress, address=args.ray_address)
     return 0
 
 
@@ -306,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyperparams", help="a YAML file keyed by env configuration (default agents/hyperparams/ppo.yml)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. ppo.learning_rate=1e-4")
     p.add_argument("--recurrent", action="store_true", help="RecurrentPPO (sb3-contrib) with an LSTM policy")
+    p.add_argument("--engine", choices=("sb3", "rllib"), default="sb3",
+                   help="sb3 (stable-baselines3, default) or rllib (Ray RLlib: env runners on a Ray cluster; "
+                   "pip install 'synthenv[rllib]')")  # fmt: skip
+    p.add_argument("--num-env-runners", type=int,
+                   help="rllib: env runner processes (default 1; 0 samples in the driver)")  # fmt: skip
+    p.add_argument("--envs-per-runner", type=int,
+                   help="rllib: batched envs per runner (default: --n-envs split over the runners)")  # fmt: skip
+    p.add_argument("--ray-address", help="rllib: a running Ray cluster ('auto' for this machine's `ray start`; "
+                   "default $RAY_ADDRESS, else a private Ray instance stopped at the end)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", required=True, help="run folder")

@@ -50,6 +50,10 @@ def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
     if not cfg_path.is_file():
         raise SynthenvError(f"{run} is not a synthenv run folder (no config.json); train one with `synthenv train`")
     config = json.loads(cfg_path.read_text())
+    if config.get("engine") == "rllib":  # a Ray RLlib run (synthenv train --engine rllib): RUN/model/, no model.zip
+        from synthenv.agents.rllib import load_rllib_policy
+
+        return load_rllib_policy(run, config, checkpoint)
     model_path = Path(checkpoint) if checkpoint else run / "model.zip"
     if not model_path.is_file():
         raise SynthenvError(

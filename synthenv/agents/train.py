@@ -98,8 +98,10 @@ def parse_override(item: str) -> dict:
 
 def make_config(synth: str = "fm", backend: str = "numpy", features: str | None = None, timesteps: int | None = None,
                 seed: int | None = None, n_envs: int | None = None, hyperparams: str | None = None,
-                overrides: list[str] | None = None, recurrent: bool = False) -> dict:  # fmt: skip
-    """The full run configuration: defaults < hyperparameter file < explicit options < overrides."""
+                overrides: list[str] | None = None, recurrent: bool = False, engine: str = "sb3",
+                num_env_runners: int | None = None, envs_per_runner: int | None = None) -> dict:  # fmt: skip
+    """The full run configuration: defaults < hyperparameter file < explicit options < overrides.
+    ``engine="rllib"`` trains on Ray RLlib with ``num_env_runners`` runners of ``envs_per_runner`` envs."""
     get_synth(synth)
     key = f"{synth}-{backend}" + (f"-{features}" if features else "")
     cfg = merge(DEFAULTS, load_hyperparams(hyperparams, key))
@@ -108,6 +110,15 @@ def make_config(synth: str = "fm", backend: str = "numpy", features: str | None 
         cfg["env"]["features"] = features
     if recurrent:
         cfg["algo"] = "recurrent_ppo"
+    if engine not in ("sb3", "rllib"):
+        raise ConfigError(f"unknown engine {engine!r}: 'sb3' (stable-baselines3) or 'rllib' (Ray RLlib)")
+    if engine == "rllib":
+        cfg["engine"] = "rllib"
+        cfg["num_env_runners"] = 1 if num_env_runners is None else num_env_runners
+        if envs_per_runner is not None:
+            cfg["envs_per_runner"] = envs_per_runner
+    elif num_env_runners is not None or envs_per_runner is not None:
+        raise ConfigError("--num-env-runners and --envs-per-runner go with --engine rllib")
     for k, v in (("total_timesteps", timesteps), ("seed", seed), ("n_envs", n_envs)):
         if v is not None:
             cfg[k] = v
@@ -131,6 +142,10 @@ def check_config(cfg: dict) -> None:
     if not isinstance(cfg.get("env"), dict):
         raise ConfigError(f"env must be a mapping of SoundMatchEnv arguments, got {cfg.get('env')!r}")
     check_env_kwargs(**cfg["env"])
+    if cfg.get("engine", "sb3") == "rllib":
+        from synthenv.agents.rllib import check_rllib_config
+
+        return check_rllib_config(cfg)
     algos = {"ppo": ("stable_baselines3", "PPO"), "recurrent_ppo": ("sb3_contrib", "RecurrentPPO")}
     if cfg.get("algo") not in algos:
         raise ConfigError(f"unknown algo {cfg.get('algo')!r}: 'ppo' or 'recurrent_ppo'")
@@ -164,9 +179,18 @@ def evaluate_policy(policy: Policy, targets: list[dict], budget: int) -> list[fl
         env.close()
 
 
-def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar: bool = True, log=print) -> Path:
+def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar: bool = True, log=print,
+          address: str | None = None) -> Path:  # fmt: skip
     """Train per ``config`` into ``out_dir`` (continue from its last checkpoint with ``resume``). The
-    configuration is checked and the envs are made before anything is written."""
+    configuration is checked and the envs are made before anything is written. A config with
+    ``"engine": "rllib"`` trains on Ray RLlib (``address``: a running Ray cluster, see
+    :func:`synthenv.agents.rllib.train_rllib`)."""
+    stored = Path(out_dir) / "config.json"
+    engine = json.loads(stored.read_text()).get("engine", "sb3") if resume and stored.is_file() else None
+    if (engine or config.get("engine", "sb3")) == "rllib":
+        from synthenv.agents.rllib import train_rllib
+
+        return train_rllib(config, out_dir, resume=resume, progress_bar=progress_bar, address=address, log=log)
     from stable_baselines3.common.vec_env import VecMonitor
 
     from synthenv.vector import make_sb3_vec_env
