@@ -23,13 +23,15 @@ class Policy:
     config: dict
     recurrent: bool = False
     clip_obs: float = 10.0
+    epsilon: float = 1e-8
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
+        """``clip((obs - mean) / sqrt(var + epsilon), -clip_obs, clip_obs)`` as VecNormalize does (float32);
+        ``obs`` unchanged when there are no statistics (or they are folded into an exported model)."""
         if self.obs_mean is None:
             return obs
-        return np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -self.clip_obs, self.clip_obs).astype(
-            np.float32
-        )
+        std = np.sqrt(self.obs_var + np.float32(self.epsilon))
+        return np.clip((obs - self.obs_mean) / std, -self.clip_obs, self.clip_obs).astype(np.float32)
 
     def act(self, obs: np.ndarray, state=None, episode_start: np.ndarray | None = None):
         """The deterministic action for one observation ``[D]``: ``(action [A], state)``; ``state`` is
@@ -44,8 +46,16 @@ class Policy:
 
 
 def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
-    """Load ``RUN_DIR/model.zip`` (or a checkpoint) with ``vecnormalize.pkl`` and ``config.json``."""
+    """Load ``RUN_DIR/model.zip`` (or a checkpoint) with ``vecnormalize.pkl`` and ``config.json``; or an
+    exported policy file (``.onnx`` or ``.pt`` from ``synthenv export``), without stable-baselines3."""
     run = Path(run_dir)
+    if run.is_file() or run.suffix in (".onnx", ".pt"):
+        from synthenv.agents.export import ExportedModel
+
+        if checkpoint:
+            raise SynthenvError(f"{run} is an exported policy: a checkpoint applies to run folders only")
+        model = ExportedModel(run)  # normalisation and clipping are inside the file
+        return Policy(model, None, None, model.metadata["config"])
     cfg_path = run / "config.json"
     if not cfg_path.is_file():
         raise SynthenvError(f"{run} is not a synthenv run folder (no config.json); train one with `synthenv train`")
@@ -66,14 +76,17 @@ def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
         from stable_baselines3 import PPO as Algo
     model = Algo.load(model_path, device="cpu")
     mean = var = None
+    clip_obs, epsilon = 10.0, 1e-8
     norm = run / "vecnormalize.pkl"
     if norm.is_file():
         import pickle
 
         with open(norm, "rb") as f:
             stats = pickle.load(f)
-        mean, var = stats.obs_rms.mean.astype(np.float32), stats.obs_rms.var.astype(np.float32)
-    return Policy(model, mean, var, config, recurrent)
+        if getattr(stats, "norm_obs", True):
+            mean, var = stats.obs_rms.mean.astype(np.float32), stats.obs_rms.var.astype(np.float32)
+            clip_obs, epsilon = float(stats.clip_obs), float(stats.epsilon)
+    return Policy(model, mean, var, config, recurrent, clip_obs, epsilon)
 
 
 def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict | None = None,
