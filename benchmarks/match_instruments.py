@@ -1,13 +1,18 @@
 #!/usr/bin/env python
 """`synthenv match` on notes of sampled real instruments: CMA-ES vs the best of as many random patches.
 
-    .venv/bin/python benchmarks/match_instruments.py [--folder DIR] [--budget 200] [--synths fm,subtractive,additive]
+    .venv/bin/python benchmarks/match_instruments.py [--sets fluidr3,timgm6mb] [--budget 200]
+        [--synths fm,subtractive,additive,auto] [--distances audible,logmel_l1] [--json out.json]
 
-Without ``--folder`` it renders 20 General MIDI instruments (one 1 s note each) with fluidsynth from
-the FluidR3 GM SoundFont (MIT licence; Debian: ``apt-get install fluidsynth fluid-soundfont-gm``),
-or, when fluidsynth is absent, uses the five notes shipped in ``synthenv/data/instruments``. For every note and
-synth it runs ``match(method="cmaes", budget=B)`` and the best of ``B`` random patches (pitch fixed
-from the note in both), and prints their log-mel L1 and the ratio (below 1: CMA-ES is better).
+Two sets of 20 General MIDI instruments (one 1 s note each), rendered with fluidsynth from two
+SoundFonts of different origin: FluidR3 GM (Debian ``fluid-soundfont-gm``) and TimGM6mb (Debian
+``timgm6mb-soundfont``); ``--folder DIR`` matches WAV files instead. For every note, synth and
+objective distance it runs ``match(method="cmaes", budget=B, distance=D)`` (``auto``: every synth
+probed, the rest of the budget on the closest) and the best of ``B`` random patches on the same
+objective (pitch fixed from the note in both; for ``auto``, of the synth ``auto`` chose). Every
+result is re-measured with the project's distances and with an independent yardstick (librosa
+log-mel, 2048/512, 128 bands, 80 dB below the pair's peak), and the script prints per set, synth
+and objective: mean distances, the mean ratio to the random patches, and wins.
 ``--render DIR`` only writes the notes (22,050 Hz mono WAVs) into DIR.
 """
 
@@ -25,7 +30,11 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+SOUNDFONTS = {  # name -> (path, Debian package)
+    "fluidr3": (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), "fluid-soundfont-gm"),
+    "timgm6mb": (Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), "timgm6mb-soundfont"),
+}
+SOUNDFONT = SOUNDFONTS["fluidr3"][0]
 #: name -> (General MIDI program, MIDI note)
 INSTRUMENTS = {
     "piano": (0, 60), "epiano": (4, 64), "marimba": (12, 67), "organ": (19, 57), "accordion": (21, 64),
@@ -54,10 +63,12 @@ def midi_note(program: int, note: int, seconds: float = 1.0, velocity: int = 100
     return b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480) + b"MTrk" + struct.pack(">I", len(track)) + track
 
 
-def render_notes(out_dir: Path, names: list[str] | None = None, sample_rate: int = 22050) -> list[Path]:
+def render_notes(out_dir: Path, names: list[str] | None = None, sample_rate: int = 22050,
+                 soundfont: str = "fluidr3") -> list[Path]:  # fmt: skip
     """Render each instrument's note with fluidsynth; mono, ``sample_rate``, 1.2 s, peak -3 dBFS."""
-    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
-        raise SystemExit("needs fluidsynth and the FluidR3 GM SoundFont: apt-get install fluidsynth fluid-soundfont-gm")
+    sf, package = SOUNDFONTS[soundfont]
+    if shutil.which("fluidsynth") is None or not sf.exists():
+        raise SystemExit(f"needs fluidsynth and {sf}: apt-get install fluidsynth {package}")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +76,7 @@ def render_notes(out_dir: Path, names: list[str] | None = None, sample_rate: int
             program, note = INSTRUMENTS[name]
             mid, wav = Path(tmp) / f"{name}.mid", Path(tmp) / f"{name}.wav"
             mid.write_bytes(midi_note(program, note))
-            cmd = ["fluidsynth", "-ni", "-q", "-F", str(wav), "-r", str(sample_rate), str(SOUNDFONT), str(mid)]
+            cmd = ["fluidsynth", "-ni", "-q", "-F", str(wav), "-r", str(sample_rate), str(sf), str(mid)]
             subprocess.run(cmd, check=True, capture_output=True, timeout=60)
             audio, sr = soundfile.read(wav, dtype="float32", always_2d=True)
             mono = audio.mean(axis=1)[: int(1.2 * sr)]
@@ -75,50 +86,123 @@ def render_notes(out_dir: Path, names: list[str] | None = None, sample_rate: int
     return paths
 
 
+def yardstick(a: np.ndarray, b: np.ndarray, sr: int) -> float:
+    """An independent spectral distance (dB): librosa log-mel (2048/512, 128 bands) of both sounds at the
+    same RMS, floored 80 dB below the louder one's peak; mean absolute difference."""
+    import librosa
+
+    def mel_db(x: np.ndarray) -> np.ndarray:
+        x = x / max(float(np.sqrt(np.mean(x**2))), 1e-9) * 0.1
+        return 10 * np.log10(np.maximum(librosa.feature.melspectrogram(y=x, sr=sr, n_fft=2048, hop_length=512,
+                                                                       n_mels=128), 1e-20))  # fmt: skip
+
+    ma, mb = mel_db(a), mel_db(b)
+    floor = max(ma.max(), mb.max()) - 80.0
+    return float(np.mean(np.abs(np.maximum(ma, floor) - np.maximum(mb, floor))))
+
+
+def score_all(env, x: np.ndarray) -> dict[str, float]:
+    """Every project distance of candidate ``x`` (searchable params) to the env's target, plus the yardstick."""
+    from synthenv import distances
+
+    _, an = env.score(x[None])
+    out = {k: float(v[0]) for k, v in distances.compute_all(env.target_analysis, an).items()}
+    out["yardstick"] = yardstick(env.target_analysis.audio[0], an.audio[0], env.sample_rate)
+    return out
+
+
+def random_patches(note: Path, synth: str, n: int, distance: str, backend: str, seed: int = 0) -> dict[str, float]:
+    """The best of ``n`` random patches of ``synth`` on ``distance`` (pitch from the note), measured on all."""
+    from synthenv.env import SoundMatchEnv
+
+    env = SoundMatchEnv(synth=synth, backend=backend, targets=str(note), distance=distance)
+    try:
+        env.reset(seed=seed, options={"target_index": 0})
+        xs = np.random.default_rng(seed).random((n, len(env.search_index)))
+        d, _ = env.score(xs)
+        return score_all(env, xs[int(np.argmin(d))])
+    finally:
+        env.close()
+
+
+def matched(note: Path, synth: str, budget: int, distance: str, backend: str, out: Path) -> tuple[str, dict]:
+    """``synthenv match`` (CMA-ES) of the note: (the synth used, its best re-measured on all distances)."""
+    from synthenv.agents.match import match
+    from synthenv.env import SoundMatchEnv
+
+    best = match(note, synth=synth, method="cmaes", budget=budget, backend=backend, out_dir=out,
+                 distance=distance, log=lambda *a: None)  # fmt: skip
+    env = SoundMatchEnv(synth=best["synth"], backend=backend, targets=str(note), distance=distance)
+    try:
+        env.reset(options={"target_index": 0})
+        spec = env.synth
+        x = spec.normalize(spec.from_dicts(best["params"])[0])[env.search_index]
+        return best["synth"], score_all(env, x)
+    finally:
+        env.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--folder", type=Path, help="WAV notes to match (default: render them, see above)")
+    ap.add_argument("--folder", type=Path, help="WAV notes to match (default: render the sets, see above)")
+    ap.add_argument("--sets", default="fluidr3,timgm6mb", help="SoundFonts to render the notes with")
     ap.add_argument("--render", type=Path, metavar="DIR", help="only render the notes into DIR")
     ap.add_argument("--only", help="comma-separated instrument names to render")
-    ap.add_argument("--synths", default="fm,subtractive,additive")
+    ap.add_argument("--synths", default="fm,subtractive,additive,auto")
+    ap.add_argument("--distances", default="audible,logmel_l1", help="objectives to compare (the first is the default)")
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--backend", default="numpy")
-    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--json", type=Path, help="also write every result here")
     args = ap.parse_args()
     only = args.only.split(",") if args.only else None
+    sets = args.sets.split(",")
     if args.render:
-        for p in render_notes(args.render, only):
-            print(p)
+        for name in sets:
+            for p in render_notes(args.render / name, only, soundfont=name):
+                print(p)
         return
 
-    from synthenv.agents.match import match, random_patches_distance
     from synthenv.samples import INSTRUMENTS_DIR
 
+    synths, objectives = args.synths.split(","), args.distances.split(",")
+    measures = ["audible", "logmel_l1", "mfcc_l1", "multiscale", "yardstick"]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.folder:
-            files = sorted(args.folder.glob("*.wav"))
-        elif shutil.which("fluidsynth") and SOUNDFONT.exists():
-            files = render_notes(Path(tmp) / "notes", only)
+            files = {"folder": sorted(args.folder.glob("*.wav"))}
+        elif shutil.which("fluidsynth") and all(SOUNDFONTS[s][0].exists() for s in sets):
+            files = {s: render_notes(Path(tmp) / s, only, soundfont=s) for s in sets}
         else:
-            print(f"fluidsynth or {SOUNDFONT} missing: using the notes in {INSTRUMENTS_DIR}", file=sys.stderr)
-            files = sorted(INSTRUMENTS_DIR.glob("*.wav"))
-        synths = args.synths.split(",")
-        print(f"cmaes@{args.budget} / best of {args.budget} random patches, log-mel L1 (dB), {args.backend} backend")
-        print(f"{'note':<14}" + "".join(f"{s:>26}" for s in synths))
-        rows = []
-        for f in files:
-            cells = []
-            for s in synths:
-                best = match(f, synth=s, method="cmaes", budget=args.budget, backend=args.backend,
-                             out_dir=Path(tmp) / "out" / f"{f.stem}_{s}", log=lambda *a: None)  # fmt: skip
-                rnd = random_patches_distance(f, s, args.budget, backend=args.backend)
-                rows.append({"note": f.stem, "synth": s, "cmaes": best["distance"], "random": rnd,
-                             "ratio": best["distance"] / rnd, "f0": best["f0"]})  # fmt: skip
-                cells.append(f"{best['distance']:6.2f} / {rnd:6.2f} = {best['distance'] / rnd:4.2f}")
-            print(f"{f.stem:<14}" + "".join(f"{c:>26}" for c in cells), flush=True)
-    print("mean ratio: " + ", ".join(
-        f"{s} {np.mean([r['ratio'] for r in rows if r['synth'] == s]):.3f}"
-        f" (worst {max(r['ratio'] for r in rows if r['synth'] == s):.2f})" for s in synths))  # fmt: skip
+            print(f"fluidsynth or a SoundFont is missing: using the notes in {INSTRUMENTS_DIR}", file=sys.stderr)
+            files = {"shipped": sorted(INSTRUMENTS_DIR.glob("*.wav"))}
+        print(f"cmaes@{args.budget} vs the best of {args.budget} random patches, {args.backend} backend")
+        for set_name, notes in files.items():
+            for f in notes:
+                for s in synths:
+                    for obj in objectives:
+                        used, cma = matched(f, s, args.budget, obj, args.backend, Path(tmp) / "out")
+                        rnd = random_patches(f, used, args.budget, obj, args.backend)
+                        rows.append({"set": set_name, "note": f.stem, "synth": s, "used": used, "objective": obj,
+                                     "cmaes": cma, "random": rnd, "ratio": cma[obj] / rnd[obj]})  # fmt: skip
+                        print(f"{set_name:<9} {f.stem:<13} {s:<12} {used:<12} {obj:<10} cmaes {cma[obj]:6.2f} "
+                              f"random {rnd[obj]:6.2f} ratio {cma[obj] / rnd[obj]:4.2f} "
+                              f"yardstick {cma['yardstick']:5.2f}/{rnd['yardstick']:5.2f}", flush=True)  # fmt: skip
+    print()
+    print("| set | synth | objective | " + " | ".join(f"cmaes {m}" for m in measures)
+          + " | random (objective) | ratio | ratio (yardstick) | wins |")  # fmt: skip
+    print("| --- | --- | --- |" + " ---: |" * (len(measures) + 4))
+    for set_name in files:
+        for s in synths:
+            for obj in objectives:
+                sel = [r for r in rows if (r["set"], r["synth"], r["objective"]) == (set_name, s, obj)]
+                if not sel:
+                    continue
+                means = [np.mean([r["cmaes"][m] for r in sel]) for m in measures]
+                yard = np.mean([r["cmaes"]["yardstick"] / r["random"]["yardstick"] for r in sel])
+                wins = sum(r["ratio"] < 1 for r in sel)
+                print(f"| {set_name} | {s} | {obj} | " + " | ".join(f"{v:.2f}" for v in means)
+                      + f" | {np.mean([r['random'][obj] for r in sel]):.2f} | {np.mean([r['ratio'] for r in sel]):.3f}"
+                      f" | {yard:.3f} | {wins} of {len(sel)} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -177,7 +177,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     from synthenv.agents.match import match
 
     match(args.target, synth=args.synth, method=args.method, budget=args.budget, policy=args.policy,
-          backend=args.backend, out_dir=args.output, seed=args.seed)  # fmt: skip
+          backend=args.backend, out_dir=args.output, seed=args.seed, distance=args.distance)  # fmt: skip
     return 0
 
 
@@ -348,9 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/comparison.png and prints the distances.",
     )
     p.add_argument("target", help="an audio file")
-    p.add_argument("--synth", default="auto", help="a synth name, or auto: try every synth and keep the best")
+    p.add_argument("--synth", default="auto", help="a synth name, or auto: probe every synth, refine the closest")
     p.add_argument("--method", default="cmaes", help="cmaes (default), random, hillclimb or ppo")
-    p.add_argument("--budget", type=int, default=200, help="renders per synth (default 200)")
+    p.add_argument("--budget", type=int, default=200,
+                   help="renders in all (default 200); with --synth auto a quarter probes every synth first")
+    p.add_argument("--distance", help="what the search minimises (default audible; see synthenv.distances)")
     p.add_argument("--policy", help="run folder of a trained policy, or a file from synthenv export (for --method ppo)")
     p.add_argument("--backend", default="nrt", help="nrt (default, scsynth) or numpy")
     p.add_argument("--seed", type=int, default=0)

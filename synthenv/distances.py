@@ -16,6 +16,9 @@ import numpy as np
 from synthenv.features import Analysis
 
 MULTISCALE_FFTS = (2048, 1024, 512, 256, 128, 64)
+#: ``audible``: the resolutions (FFT sizes, hop n/4) and a listener's range below the louder sound's peak
+AUDIBLE_FFTS = (2048, 1024, 512)
+AUDIBLE_RANGE_DB = 70.0
 LOG_EPS = 1e-5
 
 
@@ -78,6 +81,22 @@ def _mean_over(x: np.ndarray) -> np.ndarray:
 @register_distance("logmel_l1", "dB", "mean |logmel_ref - logmel_est| over frames and mel bands (64 bands, dB)")
 def logmel_l1(ref: Analysis, est: Analysis) -> np.ndarray:
     return _mean_over(np.abs(ref.logmel - est.logmel))
+
+
+@register_distance(
+    "audible",
+    "dB",
+    f"mean over FFT sizes {'/'.join(map(str, AUDIBLE_FFTS))} of mean |logmel_ref - logmel_est| (64 bands, dB), both "
+    f"floored at the louder sound's peak - {AUDIBLE_RANGE_DB:g} dB: what lies below a listener's range counts as equal",
+)
+def audible(ref: Analysis, est: Analysis) -> np.ndarray:
+    total = 0.0
+    for n_fft in AUDIBLE_FFTS:
+        r, e = ref.logmel_at(n_fft), est.logmel_at(n_fft)
+        peak = np.maximum(r.reshape(r.shape[0], -1).max(axis=1), e.reshape(e.shape[0], -1).max(axis=1))
+        floor = (peak - AUDIBLE_RANGE_DB)[:, None, None]
+        total = total + _mean_over(np.abs(np.maximum(r, floor) - np.maximum(e, floor)))
+    return total / len(AUDIBLE_FFTS)
 
 
 @register_distance("mfcc_l1", "", "mean |mfcc_ref - mfcc_est| over frames and the 13 MFCCs (c0 included)")

@@ -136,9 +136,9 @@ def _project(power: np.ndarray, weights: np.ndarray, first: np.ndarray, last: np
 
 
 def mel_power(power: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mel-band power ``[..., N_MELS]`` of a power spectrogram ``[..., N_FFT//2 + 1]`` (float32): the
-    product with :func:`mel_matrix`, summed only over each band's non-zero bins."""
-    weights = mel_matrix(sample_rate)
+    """Mel-band power ``[..., N_MELS]`` of a power spectrogram ``[..., n_fft//2 + 1]`` (float32, any
+    ``n_fft``): the product with :func:`mel_matrix`, summed only over each band's non-zero bins."""
+    weights = mel_matrix(sample_rate, 2 * (power.shape[-1] - 1))
     nz = weights > 0
     first = np.argmax(nz, axis=0)
     last = weights.shape[0] - np.argmax(nz[::-1], axis=0)
@@ -226,6 +226,14 @@ class Analysis:
         if "logmel" not in self._cache:
             self._spectra()
         return self._cache["logmel"]
+
+    def logmel_at(self, n_fft: int) -> np.ndarray:
+        """Log-mel frames ``[B, T, N_MELS]`` in dB at another resolution (hop ``n_fft // 4``)."""
+        if n_fft == N_FFT:
+            return self.logmel
+        return self._cached(
+            ("logmel", n_fft), lambda: power_to_db(mel_power(stft_power(self._need_audio(), n_fft), self.sample_rate))
+        )
 
     @property
     def mfcc(self) -> np.ndarray:

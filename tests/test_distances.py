@@ -60,3 +60,28 @@ def test_distance_grows_as_params_move_away(synth, name):
 def test_param_mae():
     assert distances.param_mae(np.zeros(4), np.ones(4))[0] == pytest.approx(1.0)
     assert distances.param_mae(np.full((2, 4), 0.5), np.full((2, 4), 0.25)).tolist() == [0.25, 0.25]
+
+
+def test_audible_ignores_what_lies_below_a_listeners_range_and_logmel_l1_does_not():
+    """Two sounds that differ only by a component 75 dB below the peak (inaudible next to it): audible
+    calls them equal, the absolute-floor logmel_l1 does not; a component at -20 dB counts for both."""
+    t = np.arange(SR) / SR
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-2 * t)
+    hiss = np.random.default_rng(0).standard_normal(SR)
+    quiet = tone + hiss * 0.5 * 10 ** (-75 / 20)
+    loud = tone + hiss * 0.5 * 10 ** (-20 / 20)
+    a = analyze(np.stack([tone, quiet, loud]).astype(np.float32), SR)
+    ref = a.take([0])
+    audible = distances.compute("audible", ref, a)
+    logmel = distances.compute("logmel_l1", ref, a)
+    assert audible[1] < 0.05 and logmel[1] > 5 * audible[1] + 1.0, (audible, logmel)
+    assert audible[2] > 3.0 and logmel[2] > 3.0
+
+
+def test_audible_floor_follows_the_louder_sound_of_each_pair(fm_batch):
+    """The floor is set per pair by the louder peak: the batched result equals pair-by-pair results."""
+    _, _, an = fm_batch
+    ref = an.take([0])
+    batched = distances.compute("audible", ref, an)
+    one_by_one = [distances.compute("audible", ref, an.take([i]))[0] for i in range(len(an))]
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-5)

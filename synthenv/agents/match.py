@@ -13,25 +13,31 @@ from synthenv import distances
 from synthenv.agents.evaluate import check_compatible, measure
 from synthenv.agents.policy import env_kwargs_for_eval, load_policy, policy_search
 from synthenv.agents.report import comparison_png
-from synthenv.agents.search import METHODS, run_search
+from synthenv.agents.search import METHODS, SearchResult, Tracker, explore, run_search
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
 from synthenv.patch import patch_scd
 from synthenv.synths import available_synths, get_synth
 
+#: the distance a match minimises unless told otherwise (see synthenv.distances)
+MATCH_DISTANCE = "audible"
+
 
 def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget: int = 200,
           policy: str | Path | None = None, backend: str = "nrt", out_dir: str | Path = "match",
           seed: int = 0, sample_rate: int = 22050, duration: float = 1.0, log=print,
-          progress: Callable[[int, float], None] | None = None) -> dict:  # fmt: skip
-    """Search ``budget`` renders per synth (every synth with ``synth="auto"``) for the closest match to
-    ``target``; write ``match.wav`` (rendered by ``backend``, at the target's loudness),
-    ``params.json`` (physical units), ``patch.scd`` (the SynthDef and a ``Synth(...)`` line with the
-    matched values, runnable in sclang) and ``comparison.png`` into ``out_dir``. Returns the result.
+          progress: Callable[[int, float], None] | None = None, distance: str | None = None) -> dict:  # fmt: skip
+    """Search ``budget`` renders for the closest match to ``target``; write ``match.wav`` (rendered by
+    ``backend``, at the target's loudness), ``params.json`` (physical units), ``patch.scd`` (the
+    SynthDef and a ``Synth(...)`` line with the matched values, runnable in sclang) and
+    ``comparison.png`` into ``out_dir``. Returns the result.
 
-    ``progress(renders, best_distance)``, if given, is called after every batch of renders (renders
-    counted over all synths tried); an exception it raises stops the match (e.g. a cancellation)."""
+    ``distance`` is what the search minimises (default :data:`MATCH_DISTANCE`; a policy uses the one it
+    was trained with). With ``synth="auto"`` the budget is shared: a space-filling probe of every synth
+    first (about a quarter of the budget in all), then the rest on the synth whose probe came closest.
+    ``progress(renders, best_distance)``, if given, is called after every batch of renders; an
+    exception it raises stops the match (e.g. a cancellation)."""
     if budget < 1:
         raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
     if method not in (*METHODS, "ppo"):
@@ -50,50 +56,68 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
         synths = [trained]
     else:
         synths = available_synths() if synth == "auto" else [get_synth(synth).name]
+        distances.get_distance(distance or MATCH_DISTANCE)  # an unknown name: an error before any render
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    best = None
     done = {"renders": 0, "best": float("inf")}  # over every synth tried
 
-    def report(renders: int, distance: float) -> None:
+    def report(renders: int, d: float) -> None:
         done["renders"] += renders
-        done["best"] = min(done["best"], float(distance))
+        done["best"] = min(done["best"], float(d))
         if progress is not None:
             progress(done["renders"], done["best"])
 
-    for name in synths:
+    def make_env(name: str) -> SoundMatchEnv:
         if pol is not None:
             env = SoundMatchEnv(**env_kwargs_for_eval(pol.config, backend=backend, targets=str(target),
                                                      sample_rate=sample_rate, duration=duration))  # fmt: skip
             check_compatible(pol, env)
         else:
             env = SoundMatchEnv(synth=name, backend=backend, targets=str(target), sample_rate=sample_rate,
-                                duration=duration, metrics=False, success_threshold=0.0, max_steps=10**6)  # fmt: skip
-        try:
-            if pol is not None:
-                res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed,
-                                    on_step=lambda step, info: report(1, info["distance"]))  # fmt: skip
-            else:
-                env.reset(seed=seed, options={"target_index": 0})
-                x0 = env.search_x
+                                duration=duration, metrics=False, success_threshold=0.0, max_steps=10**6,
+                                distance=distance or MATCH_DISTANCE)  # fmt: skip
+        env.reset(seed=seed, options={"target_index": 0})
+        return env
 
-                def objective(X, e=env):
-                    d = e.score(X)[0]
-                    report(len(d), d.min())
-                    return d
+    def objective(env: SoundMatchEnv):
+        def score(X):
+            d = env.score(X)[0]
+            report(len(d), d.min())
+            return d
 
-                res = run_search(method, objective, len(env.search_index), budget, seed, x0)
-            env.reset(seed=seed, options={"target_index": 0})
-            target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
-            metrics, audio, logmel = measure(env, res.x)
-            log(f"{name:<12} {method} best {env.distance} after {res.renders} renders: {res.distance:.3f}")
-            if best is None or res.distance < best["distance"]:
-                params = env.full_params(res.x)
-                best = {"synth": name, "method": method, "distance": res.distance, "distance_name": env.distance,
-                        "metrics": metrics, "params": params, "renders": res.renders, "f0": env.target.f0}  # fmt: skip
-                best_audio = _raw_render(env, params)
-                best_logmel = (env.target_analysis.logmel[0], logmel)
-        finally:
+        return score
+
+    envs: dict[str, SoundMatchEnv] = {}
+    try:
+        for name in synths:
+            envs[name] = make_env(name)
+        name, probe = synths[0], None
+        left = budget
+        if len(synths) > 1:  # auto: probe every synth, then spend the rest on the closest
+            name, probe, used = _pick_synth(envs, budget, seed, objective)
+            left -= used
+            log(f"auto: probed {', '.join(f'{s} {d:.3f}' for s, (_, d) in probe.items())} "
+                f"({used} renders); {left} renders for {name}")  # fmt: skip
+        env = envs[name]
+        if pol is not None:
+            res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed,
+                                on_step=lambda step, info: report(1, info["distance"]))  # fmt: skip
+        else:
+            x0 = env.search_x if probe is None else probe[name][0]
+            res = run_search(method, objective(env), len(env.search_index), left, seed, x0) if left else None
+            if probe is not None and (res is None or probe[name][1] <= res.distance):
+                res = SearchResult(probe[name][0], probe[name][1], 0)
+        env.reset(seed=seed, options={"target_index": 0})
+        target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
+        metrics, audio, logmel = measure(env, res.x)
+        params = env.full_params(res.x)
+        best = {"synth": name, "method": method, "distance": res.distance, "distance_name": env.distance,
+                "metrics": metrics, "params": params, "renders": done["renders"], "f0": env.target.f0}  # fmt: skip
+        log(f"{name:<12} {method} best {env.distance} after {done['renders']} renders: {res.distance:.3f}")
+        best_audio = _raw_render(env, params)
+        best_logmel = (env.target_analysis.logmel[0], logmel)
+    finally:
+        for env in envs.values():
             env.close()
     soundfile.write(out / "match.wav", loudness_normalize(best_audio, target_rms)[0], sample_rate)
     (out / "params.json").write_text(json.dumps(best["params"], indent=2))
@@ -113,6 +137,20 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
     return best
 
 
+def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objective) -> tuple[str, dict, int]:
+    """Probe every synth with the same space-filling batch (its defaults first): ``k`` renders each,
+    about a quarter of ``budget`` in all and at least one render left for the search. Returns the
+    closest synth, ``{synth: (best x, its distance)}`` and the renders used."""
+    n = len(envs)
+    k = max(1, min(max(4, budget // (4 * n)), (budget - 1) // n))
+    probe = {}
+    for name, env in envs.items():
+        t = Tracker(objective(env), k)
+        explore(t, len(env.search_index), k, seed, env.search_x)
+        probe[name] = (t.best_x, t.best_d)
+    return min(probe, key=lambda s: probe[s][1]), probe, n * k
+
+
 def _raw_render(env: SoundMatchEnv, params: dict[str, float]) -> np.ndarray:
     """The synth's own output (not loudness-normalised) for ``params``."""
     audio = env.backend.render(env.synth, env.synth.from_dicts(params)).audio
@@ -122,7 +160,7 @@ def _raw_render(env: SoundMatchEnv, params: dict[str, float]) -> np.ndarray:
 
 
 def random_patches_distance(target: str | Path, synth: str, n: int = 200, backend: str = "numpy", seed: int = 0,
-                            name: str = "logmel_l1") -> float:  # fmt: skip
+                            name: str = MATCH_DISTANCE) -> float:  # fmt: skip
     """The best ``name`` distance among ``n`` random patches of ``synth`` (pitch from the target): what
     ``match`` has to beat."""
     env = SoundMatchEnv(synth=synth, backend=backend, targets=str(target), metrics=False)

@@ -23,7 +23,9 @@ class SearchResult:
     curve: list[float] = field(default_factory=list)  # best distance after each render
 
 
-class _Tracker:
+class Tracker:
+    """Counts renders against a budget and keeps the best candidate (and the best-so-far curve)."""
+
     def __init__(self, objective: Objective, budget: int) -> None:
         if budget < 1:
             raise ValueError(f"budget must be at least 1 render, got {budget}")
@@ -53,19 +55,41 @@ def random_search(
     objective: Objective, dim: int, budget: int, rng: np.random.Generator, batch: int = 64
 ) -> SearchResult:
     """Uniform random candidates in [0, 1]^dim."""
-    t = _Tracker(objective, budget)
+    t = Tracker(objective, budget)
     while t.left:
         t(rng.random((min(batch, t.left), dim)))
     return t.result()
 
 
+def explore(t: Tracker, dim: int, n: int, seed: int, x0: np.ndarray | None = None) -> np.ndarray:
+    """Spend ``n`` renders on a space-filling batch (Latin hypercube, plus ``x0`` when given) and return
+    the candidates ``[n, dim]`` sorted from best to worst: where the local searches start."""
+    from scipy.stats import qmc
+
+    n = min(n, t.left)
+    X = qmc.LatinHypercube(d=dim, seed=np.random.default_rng(seed)).random(n)
+    if x0 is not None and n:
+        X[0] = np.clip(x0, 0.0, 1.0)
+    d = t(X)
+    return X[np.argsort(d, kind="stable")]
+
+
+EXPLORE_FRACTION = 0.25
+
+
+def explore_size(budget: int, dim: int) -> int:
+    """How many of ``budget`` renders the local searches first spend exploring: a quarter, at least
+    two per dimension, never all of it."""
+    return int(min(max(int(budget * EXPLORE_FRACTION), 2 * dim, 8), max(budget - 1, 1)))
+
+
 def hill_climb(objective: Objective, dim: int, budget: int, rng: np.random.Generator, x0: np.ndarray | None = None,
                sigma: float = 0.2, batch: int = 8) -> SearchResult:  # fmt: skip
-    """A (1, λ) hill climber: λ Gaussian steps around the best so far; the step shrinks when no step
-    improves, grows when one does (a 1/5th-success-style rule)."""
-    t = _Tracker(objective, budget)
-    x = np.full(dim, 0.5) if x0 is None else np.asarray(x0, dtype=np.float64)
-    t(x[None])
+    """A (1, λ) hill climber from the best of a space-filling batch (:func:`explore`, ``x0`` included):
+    λ Gaussian steps around the best so far; the step shrinks when no step improves, grows when one
+    does (a 1/5th-success-style rule)."""
+    t = Tracker(objective, budget)
+    explore(t, dim, explore_size(budget, dim), int(rng.integers(2**31)), x0)
     while t.left:
         before = t.best_d
         t(t.best_x + sigma * rng.standard_normal((min(batch, t.left), dim)))
@@ -74,25 +98,31 @@ def hill_climb(objective: Objective, dim: int, budget: int, rng: np.random.Gener
 
 
 def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray | None = None,
-          sigma0: float = 0.3) -> SearchResult:  # fmt: skip
-    """CMA-ES (the ``cma`` package) in [0, 1]^dim with its default population; one batched render
-    per generation; the last generation is cut to the budget."""
+          sigma0: float | None = None) -> SearchResult:  # fmt: skip
+    """CMA-ES (the ``cma`` package) in [0, 1]^dim that uses its budget: first a space-filling batch
+    (:func:`explore`, ``x0`` included), then CMA-ES from its best with a step size from the spread of
+    its best tenth (or ``sigma0``), restarted from the best so far with half the step whenever it
+    converges while renders are left. One batched render per generation."""
     import cma
 
-    t = _Tracker(objective, budget)
-    es = cma.CMAEvolutionStrategy(
-        np.full(dim, 0.5) if x0 is None else np.asarray(x0, dtype=np.float64),
-        sigma0,
-        {"bounds": [0.0, 1.0], "seed": int(seed) + 1, "verbose": -9, "maxfevals": budget},
-    )
-    while t.left and not es.stop():
-        X = np.array(es.ask())
-        d = t(X)
-        if len(d) < len(X):  # budget ran out inside this generation
-            break
-        es.tell(list(X), list(d))
-    while t.left:  # cma stopped early (converged): spend the rest around its mean
-        t(np.clip(es.mean + 0.01 * np.random.default_rng(seed).standard_normal((t.left, dim)), 0, 1))
+    t = Tracker(objective, budget)
+    ranked = explore(t, dim, explore_size(budget, dim), seed, x0)
+    elite = ranked[: max(2, len(ranked) // 10)]
+    sigma = float(np.clip(elite.std(axis=0).mean(), 0.05, 0.3)) if sigma0 is None else float(sigma0)
+    restart = 0
+    while t.left:
+        es = cma.CMAEvolutionStrategy(
+            t.best_x, sigma,
+            {"bounds": [0.0, 1.0], "seed": int(seed) + 1 + restart, "verbose": -9, "maxfevals": t.left},
+        )  # fmt: skip
+        while t.left and not es.stop():
+            X = np.array(es.ask())
+            d = t(X)
+            if len(d) < len(X):  # budget ran out inside this generation
+                break
+            es.tell(list(X), list(d))
+        restart += 1
+        sigma = max(0.01, sigma / 2)
     return t.result()
 
 
