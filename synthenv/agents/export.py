@@ -198,7 +198,9 @@ def _write_onnx(module, example, out: Path, meta: dict) -> None:
 class ExportedModel:
     """An exported policy file run by onnxruntime (``.onnx``) or TorchScript (``.pt``), without
     stable-baselines3. ``model(obs [B, D]) -> action [B, A]`` (float32); ``predict`` is SB3's
-    signature, so :class:`~synthenv.agents.policy.Policy` uses it as it uses an SB3 model."""
+    signature, so :class:`~synthenv.agents.policy.Policy` uses it as it uses an SB3 model.
+    ``metadata`` is the embedded JSON; ``runtime`` the onnxruntime session or the TorchScript module.
+    ``threads``: onnxruntime's intra-op threads (1: a batch-1 MLP gains nothing from more)."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         from gymnasium import spaces
@@ -208,10 +210,10 @@ class ExportedModel:
             raise SynthenvError(f"exported policy not found: {self.path}")
         if self.path.suffix == ".onnx":
             self.engine = "onnxruntime"
-            self._run, self.metadata = _load_onnx(self.path, threads)
+            self._run, self.metadata, self.runtime = _load_onnx(self.path, threads)
         elif self.path.suffix == ".pt":
             self.engine = "torchscript"
-            self._run, self.metadata = _load_torchscript(self.path)
+            self._run, self.metadata, self.runtime = _load_torchscript(self.path)
         else:
             raise SynthenvError(
                 f"{self.path} is neither a run folder nor an exported policy (.onnx or .pt from `synthenv export`)"
@@ -250,7 +252,7 @@ def _load_onnx(path: Path, threads: int):
     meta = sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if meta is None:
         raise _bad_file(path, f"no {METADATA_KEY!r} metadata")
-    return (lambda obs: sess.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]), json.loads(meta)
+    return (lambda obs: sess.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]), json.loads(meta), sess
 
 
 def _load_torchscript(path: Path):
@@ -272,4 +274,4 @@ def _load_torchscript(path: Path):
         with torch.inference_mode():
             return module(torch.from_numpy(obs)).numpy()
 
-    return run, json.loads(extra[METADATA_KEY + ".json"])
+    return run, json.loads(extra[METADATA_KEY + ".json"]), module
