@@ -38,9 +38,9 @@ def available_synths() -> list[str]:
 
 
 def _register_builtins() -> None:
-    from synthenv.synths import additive, fm, subtractive
+    from synthenv.synths import additive, fm, subtractive, voice
 
-    for module in (fm, subtractive, additive):
+    for module in (fm, subtractive, additive, voice):
         register_synth(module.SPEC)
 
 

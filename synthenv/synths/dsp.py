@@ -330,14 +330,15 @@ def _rlpf_coefs(freq: float, rq: float, sr: float) -> tuple[float, float, float]
 
 
 @numba.njit(cache=True, nogil=True)
-def _rlpf_kernel(x: np.ndarray, cutoff: np.ndarray, rq: np.ndarray, sr: float, block: int, out: np.ndarray) -> None:
+def _rlpf_kernel(x: np.ndarray, cutoff: np.ndarray, rq: np.ndarray, sr: float, block: int, cutoff_init: np.ndarray,
+                 x_init: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
     n = x.shape[1]
     loops = block // 3
     for b in range(x.shape[0]):
-        a0, b1, b2 = _rlpf_coefs(cutoff[b, 0], rq[b], sr)
-        y1 = 0.0
+        a0, b1, b2 = _rlpf_coefs(cutoff_init[b], rq[b], sr)
+        y1 = a0 * x_init[b]  # the constructor's sample (RLPF_next_1) stays in the state
         y2 = 0.0
-        prev = cutoff[b, 0]
+        prev = cutoff_init[b]
         for blk in range(cutoff.shape[1]):
             start = blk * block
             if start >= n:
@@ -370,7 +371,10 @@ def _rlpf_kernel(x: np.ndarray, cutoff: np.ndarray, rq: np.ndarray, sr: float, b
             a0, b1, b2 = na0, nb1, nb2
 
 
-def rlpf(x: np.ndarray, cutoff_blocks: np.ndarray, rq: np.ndarray, sr: int, block: int = BLOCK_SIZE) -> np.ndarray:
+def rlpf(
+    x: np.ndarray, cutoff_blocks: np.ndarray, rq: np.ndarray, sr: int, block: int = BLOCK_SIZE,
+    cutoff_init: np.ndarray | None = None, x_init: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
     """scsynth's ``RLPF.ar(x, freq, rq)`` with a control-rate ``freq``: float64 ``[B, n]``.
 
     ``cutoff_blocks[B, n_blocks]`` is the cutoff (Hz) in each control block. Per RLPF_next
@@ -381,10 +385,297 @@ def rlpf(x: np.ndarray, cutoff_blocks: np.ndarray, rq: np.ndarray, sr: int, bloc
 
     When ``freq`` changes, the coefficients ramp linearly from the old to the new values over the
     block, one step every 3 samples (``mFilterLoops``), as scsynth does.
+
+    By default the filter starts at rest with the first block's coefficients. scsynth's constructor
+    (RLPF_Ctor) instead filters one sample, the input's constructor output ``x_init[B]``, with
+    coefficients for the cutoff's constructor value ``cutoff_init[B]``, and keeps that state: pass
+    both to reproduce it (block 0 then ramps from ``cutoff_init`` if the cutoff moved).
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     cutoff = np.ascontiguousarray(cutoff_blocks, dtype=np.float64)
     rq = np.ascontiguousarray(np.asarray(rq, dtype=np.float64).reshape(-1))
+    b = x.shape[0]
+    init = cutoff[:, 0] if cutoff_init is None else cutoff_init
+    init = np.ascontiguousarray(np.broadcast_to(np.asarray(init, dtype=np.float64), (b,)))
+    x0 = np.ascontiguousarray(np.broadcast_to(np.asarray(0.0 if x_init is None else x_init, dtype=np.float64), (b,)))
     out = np.empty_like(x)
-    _rlpf_kernel(x, cutoff, rq, float(sr), block, out)
+    _rlpf_kernel(x, cutoff, rq, float(sr), block, init, x0, out)
+    return out
+
+
+# -- time-varying Saw/Pulse, SinOsc.kr, Hasher noise, BPeakEQ (used by the ``voice`` synth) -------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _blit_ratio(phase: int, n2: int, sine: np.ndarray, csc: np.ndarray) -> tuple[float, bool]:
+    """``sin(n2·θ)/sin θ`` as scsynth's Saw/Pulse look it up (see :func:`_blit_table`), and whether
+    ``|sin θ| < 0.0005`` (then the ratio is not computed and the caller takes the kernel's limit)."""
+    idx = (phase >> 16) & (SINE_SIZE - 1)
+    t0 = csc[idx]
+    t1 = csc[idx + 1]
+    f = _frac(phase)
+    rphase = (phase * n2) & 0xFFFFFFFF
+    ridx = (rphase >> 16) & (SINE_SIZE - 1)
+    numer = sine[ridx] + _frac(rphase) * (sine[ridx + 1] - sine[ridx])
+    if t0 == _BAD or t1 == _BAD:
+        denom = sine[idx] + (sine[idx + 1] - sine[idx]) * f
+        if abs(denom) < 0.0005:
+            return 0.0, True
+        return numer / denom, False
+    return numer * (t0 + (t1 - t0) * f), False
+
+
+@numba.njit(cache=True, nogil=True)
+def _saw_pulse_kernel(
+    freq: np.ndarray, freq_init: np.ndarray, mix: np.ndarray, width: np.ndarray, n: int, sr: float, block: int,
+    sine: np.ndarray, csc: np.ndarray, out: np.ndarray,
+) -> None:  # fmt: skip
+    cpstoinc = SINE_SIZE * (1.0 / sr) * 65536.0 * 0.5
+    slope_factor = 1.0 / block
+    for b in range(freq.shape[0]):
+        m = mix[b]
+        do_saw = m != 1.0
+        do_pulse = m != 0.0
+        prev_f = np.float32(freq_init[b])
+        big_n = max(1, int(sr * 0.5 / prev_f))
+        scale = 0.5 / big_n
+        target = int(np.float32(width[b]) * (1 << 28))
+        offset = 0
+        phase = 0
+        ys = -0.46  # Saw's integrator starts at -0.46, Pulse's at 0
+        yp = 0.0
+        for blk in range(freq.shape[1]):
+            start = blk * block
+            if start >= n:
+                break
+            stop = min(n, start + block)
+            f = np.float32(freq[b, blk])
+            cross = False
+            prev_n = big_n
+            prev_scale = scale
+            if f != prev_f:  # Saw_next/Pulse_next: a new N; crossfade the kernels if it changed
+                new_n = max(1, int(sr * 0.5 / f))
+                if new_n != big_n:
+                    inc = int(cpstoinc * max(prev_f, f))
+                    cross = True
+                else:
+                    inc = int(cpstoinc * f)
+                big_n = new_n
+                scale = 0.5 / big_n
+            else:
+                inc = int(cpstoinc * f)
+            prev_f = f
+            n2 = 2 * big_n + 1
+            pn2 = 2 * prev_n + 1
+            rscale = 1.0 / scale + 1.0
+            slope = int((target - offset) * slope_factor)
+            xfade = 0.0
+            for i in range(start, stop):
+                r1, lim1 = _blit_ratio(phase, n2, sine, csc)
+                if cross:
+                    q1 = 0.0 if lim1 else _blit_ratio(phase, pn2, sine, csc)[0]
+                    if do_saw:
+                        if lim1:
+                            ys = 1.0 + 0.999 * ys
+                        else:
+                            s1 = (q1 - 1.0) * prev_scale
+                            ys = s1 + xfade * ((r1 - 1.0) * scale - s1) + 0.999 * ys
+                    if do_pulse:
+                        if lim1:
+                            p1 = 1.0
+                        else:
+                            s1 = (q1 - 1.0) * prev_scale
+                            p1 = s1 + xfade * ((r1 - 1.0) * scale - s1)
+                        phase2 = (phase + offset) & 0xFFFFFFFF
+                        r2, lim2 = _blit_ratio(phase2, n2, sine, csc)
+                        if lim2:
+                            p2 = 1.0
+                        else:
+                            s2 = (_blit_ratio(phase2, pn2, sine, csc)[0] - 1.0) * prev_scale
+                            p2 = s2 + xfade * ((r2 - 1.0) * scale - s2)
+                        yp = p1 - p2 + 0.999 * yp
+                else:
+                    if do_saw:
+                        ys = (1.0 if lim1 else (r1 - 1.0) * scale) + 0.999 * ys
+                    if do_pulse:
+                        p1 = rscale if lim1 else r1
+                        r2, lim2 = _blit_ratio((phase + offset) & 0xFFFFFFFF, n2, sine, csc)
+                        p2 = rscale if lim2 else r2
+                        yp = (p1 - p2) * scale + 0.999 * yp
+                out[b, i] = (1.0 - m) * ys + m * yp
+                phase = (phase + inc) & 0xFFFFFFFF
+                offset = offset + slope
+                xfade += slope_factor
+            offset = target
+
+
+def saw_pulse(
+    freq_blocks: np.ndarray, mix: np.ndarray, width: np.ndarray, n: int, sr: int,
+    freq_init: np.ndarray | None = None, block: int = BLOCK_SIZE,
+) -> np.ndarray:  # fmt: skip
+    """``Saw.ar(f)·(1-mix) + Pulse.ar(f, width)·mix`` for a control-rate ``f``: float64 ``[B, n]``.
+
+    ``freq_blocks[B, n_blocks]`` is the frequency (Hz) in each control block: Saw and Pulse read
+    their frequency once per block (``ZIN0``, OscUGens.cpp), whatever its rate. ``freq_init[B]`` is
+    its value when the synth was built (the inputs' constructor outputs; default: the first block).
+    When ``f`` changes, ``N = int(sr/2/f)`` is recomputed; if ``N`` changed, that block advances the
+    phase by the larger of the old and new frequency and crossfades linearly from the old kernel
+    (``2·N_old+1``, ``0.5/N_old``) to the new one over the block, as Saw_next/Pulse_next do; the
+    kernels and integrators are otherwise those of :func:`saw` and :func:`pulse` (their phases are
+    equal, so the mix shares their first lookup). ``mix`` and ``width`` are constant ``[B]``.
+    With a constant frequency this equals ``(1-mix)·saw + mix·pulse``.
+    """
+    freq = np.ascontiguousarray(freq_blocks, dtype=np.float64)
+    if freq.ndim != 2:
+        raise ValueError(f"freq_blocks must be [B, n_blocks], got shape {freq.shape}")
+    if freq.shape[1] * block < n:
+        raise ValueError(f"{freq.shape[1]} blocks of {block} cover fewer than n = {n} samples")
+    b = freq.shape[0]
+    init = freq[:, 0] if freq_init is None else np.asarray(freq_init, dtype=np.float64).reshape(-1)
+    args = [np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), (b,))) for a in (init, mix, width)]
+    out = np.empty((b, n), dtype=np.float64)
+    _saw_pulse_kernel(freq, *args, n, float(sr), block, SINE_TABLE, CSC_TABLE, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _sine_kr_kernel(rate: np.ndarray, sr: float, block: int, sine: np.ndarray, out: np.ndarray) -> None:
+    cpstoinc = SINE_SIZE * (block / sr) * 65536.0  # SAMPLEDUR of a control-rate unit is one block
+    for b in range(rate.shape[0]):
+        inc = int(cpstoinc * np.float32(rate[b]))
+        phase = 0
+        for k in range(out.shape[1]):
+            out[b, k] = _sine_lookup(phase, sine)
+            phase = (phase + inc) & 0xFFFFFFFF
+
+
+def sine_kr(rate: np.ndarray, n_blocks: int, sr: int, block: int = BLOCK_SIZE) -> np.ndarray:
+    """``SinOsc.kr(rate)`` for a constant ``rate[B]``: float64 ``[B, n_blocks]``, one value per control block.
+
+    The table read of :func:`fm_operator_pair` (SinOsc_next_ikk), advanced once per block by
+    ``int(8192·65536·block/sr · rate)``; the first block reads phase 0 (the constructor's sample
+    does not advance it)."""
+    rate = np.ascontiguousarray(np.asarray(rate, dtype=np.float64).reshape(-1))
+    out = np.empty((rate.shape[0], n_blocks), dtype=np.float64)
+    _sine_kr_kernel(rate, float(sr), block, SINE_TABLE, out)
+    return out
+
+
+def hasher(x: np.ndarray) -> np.ndarray:
+    """scsynth's ``Hasher.ar(x)`` (NoiseUGens.cpp, Hasher_next): float32 in, float32 out, in [-1, 1).
+
+    Hasher hashes the *bit pattern* of each float32 input with Thomas Wang's 32-bit integer hash
+    (``Hash(int32)``, Hash.h) and makes a float from the top 23 bits:
+    ``float(0x40000000 | hash >> 9) - 3``, a float in [2, 4) moved to [-1, 1)."""
+    h = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).copy()
+    with np.errstate(over="ignore"):
+        h += ~(h << np.uint32(15))
+        h ^= h >> np.uint32(10)
+        h += h << np.uint32(3)
+        h ^= h >> np.uint32(6)
+        h += ~(h << np.uint32(11))
+        h ^= h >> np.uint32(16)
+    return ((h >> np.uint32(9)) | np.uint32(0x40000000)).view(np.float32) - np.float32(3.0)
+
+
+_NOISE_CACHE: dict[int, np.ndarray] = {}
+
+
+def hash_noise(n: int) -> np.ndarray:
+    """``Hasher.ar(Phasor.ar(0, 1, 0, 2**24))``: reproducible white noise, float32 ``[n]`` in [-1, 1).
+
+    The Phasor counts 0, 1, 2, ... (exact in float32 below 2^24 samples, ~6 minutes at 44.1 kHz),
+    so sample ``i`` is :func:`hasher` of ``float32(i)``, the same in scsynth and here, bit for bit.
+    Read-only; cached by length."""
+    if n >= 1 << 24:
+        raise ValueError(f"hash_noise covers fewer than 2**24 samples, asked for {n}")
+    noise = _NOISE_CACHE.get(n)
+    if noise is None:
+        noise = hasher(np.arange(n, dtype=np.float32))
+        noise.flags.writeable = False
+        if len(_NOISE_CACHE) > 8:
+            _NOISE_CACHE.clear()
+        _NOISE_CACHE[n] = noise
+    return noise
+
+
+@numba.njit(cache=True)
+def _bpeakeq_coefs(freq: float, rq: float, db: float, sr: float) -> tuple[float, float, float, float, float]:
+    a = 10.0 ** (db * 0.025)
+    w0 = 2.0 * math.pi * freq / sr
+    alpha = math.sin(w0) * 0.5 * rq
+    b0rz = 1.0 / (1.0 + alpha / a)
+    b1 = 2.0 * b0rz * math.cos(w0)
+    return (1.0 + alpha * a) * b0rz, -b1, (1.0 - alpha * a) * b0rz, b1, (1.0 - alpha / a) * -b0rz
+
+
+@numba.njit(cache=True, nogil=True)
+def _bpeakeq_kernel(
+    x: np.ndarray, freq: np.ndarray, rq: np.ndarray, db: np.ndarray, sr: float, block: int, x_init: np.ndarray,
+    out: np.ndarray,
+) -> None:  # fmt: skip
+    n = x.shape[1]
+    loops = block // 3
+    for b in range(x.shape[0]):
+        prev = np.float32(freq[b, 0])
+        q = np.float64(np.float32(rq[b]))  # the inputs are floats, the coefficients doubles
+        g = np.float64(np.float32(db[b]))
+        a0, a1, a2, b1, b2 = _bpeakeq_coefs(np.float64(prev), q, g, sr)
+        y1 = x_init[b]  # the constructor's sample: w = x + b1·0 + b2·0 stays in the state
+        y2 = 0.0
+        for blk in range(freq.shape[1]):
+            start = blk * block
+            if start >= n:
+                break
+            stop = min(n, start + block)
+            f = np.float32(freq[b, blk])
+            na0, na1, na2, nb1, nb2 = a0, a1, a2, b1, b2
+            d0 = d1 = d2 = e1 = e2 = 0.0
+            if f != prev:
+                na0, na1, na2, nb1, nb2 = _bpeakeq_coefs(np.float64(f), q, g, sr)
+                d0 = (na0 - a0) / loops
+                d1 = (na1 - a1) / loops
+                d2 = (na2 - a2) / loops
+                e1 = (nb1 - b1) / loops
+                e2 = (nb2 - b2) / loops
+                prev = f
+            for i in range(start, stop):
+                j = i - start
+                if j > 0 and j % 3 == 0 and j <= loops * 3:  # coefficients step after each 3 samples
+                    a0 += d0
+                    a1 += d1
+                    a2 += d2
+                    b1 += e1
+                    b2 += e2
+                y0 = x[b, i] + b1 * y1 + b2 * y2
+                out[b, i] = a0 * y0 + a1 * y1 + a2 * y2
+                y2 = y1
+                y1 = y0
+            a0, a1, a2, b1, b2 = na0, na1, na2, nb1, nb2
+
+
+def bpeakeq(
+    x: np.ndarray, freq_blocks: np.ndarray, rq: np.ndarray, db: np.ndarray, sr: int, block: int = BLOCK_SIZE,
+    x_init: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """scsynth's ``BPeakEQ.ar(x, freq, rq, db)`` (FilterUGens.cpp, the RBJ peaking EQ) with a
+    control-rate ``freq`` and constant ``rq[B]``, ``db[B]``: float64 ``[B, n]``.
+
+    ``freq_blocks[B, n_blocks]`` is the centre frequency (Hz) in each block. With ``w0 = 2π·freq/sr``,
+    ``A = 10^(db/40)``, ``α = sin(w0)·rq/2``, ``g = 1/(1 + α/A)``, a direct-form-II biquad in double::
+
+        b1 = 2g·cos w0, b2 = -(1 - α/A)·g, a0 = (1 + α·A)·g, a1 = -b1, a2 = (1 - α·A)·g
+        w = x + b1·w1 + b2·w2;  y = a0·w + a1·w1 + a2·w2
+
+    A peak of ``db`` dB at ``freq``, bandwidth ``rq·freq``, unity gain far from it. When ``freq``
+    changes, the coefficients ramp linearly over the block, one step after every 3 samples
+    (BPeakEQ_next_kkk, ``mFilterSlope``). scsynth's constructor filters one sample, the input's
+    constructor output ``x_init[B]`` (default 0: start at rest), and keeps that state."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    freq = np.ascontiguousarray(freq_blocks, dtype=np.float64)
+    b = x.shape[0]
+    rq, db, x0 = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), (b,)))
+                  for a in (rq, db, 0.0 if x_init is None else x_init))  # fmt: skip
+    out = np.empty_like(x)
+    _bpeakeq_kernel(x, freq, rq, db, float(sr), block, x0, out)
     return out
