@@ -24,10 +24,14 @@ on an error and on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -141,12 +145,13 @@ def train_rllib(config: dict, out_dir: str | Path, resume: bool = False, progres
     started = not ray.is_initialized()
     if started:
         if address:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:  # a private instance: enough logical CPUs for the driver and every runner
             need = 1 + math.ceil(runners * cpus)
             ray.init(num_cpus=max(os.cpu_count() or 1, need), include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)  # fmt: skip
-    algo = None
+                     logging_level=logging.ERROR)  # fmt: skip
+    algo, finished = None, False
+    on_term = _sigterm_raises()
     try:
         have, need = ray.cluster_resources().get("CPU", 0.0), 1 + runners * cpus
         if have < need:
@@ -154,12 +159,44 @@ def train_rllib(config: dict, out_dir: str | Path, resume: bool = False, progres
                                 f"{cpus:g} CPU each need {need:g}: start it with more (ray start --num-cpus N), use "
                                 "fewer runners or --set cpus_per_env_runner=0.5")  # fmt: skip
         algo = build_algorithm(config)  # the runners (and any scsynth they start) come up before anything is written
-        return _train(config, run, algo, resume, progress_bar, log)
+        out = _train(config, run, algo, resume, progress_bar, log)
+        finished = True
+        return out
     finally:
         if algo is not None:
-            algo.stop()
+            if finished:
+                algo.stop()  # each runner closes its env (and stops any server it started)
+            else:  # Ctrl-C, SIGTERM or an error: do not wait for the runners' sampling to end
+                _kill_runners(ray, algo)
         if started:
             ray.shutdown()
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
+
+
+def _sigterm_raises():
+    """Let SIGTERM interrupt training like Ctrl-C, so that the runners and Ray are stopped; returns the
+    previous handler (None off the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _kill_runners(ray, algo) -> None:
+    """Kill the env runner actors at once (their scsynth processes end with them: NRT renders see their
+    pipes close and finish, live servers get PR_SET_PDEATHSIG)."""
+    try:
+        actors = list(algo.env_runner_group._worker_manager.actors().values())
+    except Exception:  # RLlib's internals moved: fall back to the orderly stop
+        algo.stop()
+        return
+    for actor in actors:
+        with contextlib.suppress(Exception):
+            ray.kill(actor, no_restart=True)
 
 
 def build_algorithm(config: dict):
@@ -172,6 +209,7 @@ def build_algorithm(config: dict):
     from synthenv.agents.rllib_env import RLLIB_ENV_NAME, make_env
 
     register_env(RLLIB_ENV_NAME, make_env)
+    logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # "You are running PPO on the new API stack!" etc.
     runners, per = runner_layout(config)
     env_config = dict(config["env"], metrics=False)
     normalize = bool(config.get("normalize_obs", True))
@@ -289,7 +327,7 @@ def _train(config: dict, run: Path, algo, resume: bool, progress_bar: bool, log)
         while steps < total:
             result = algo.train()
             new = int(result.get("num_env_steps_sampled_lifetime", steps))
-            bar.update(new - steps)
+            bar.update(min(new, total) - min(steps, total))
             steps = new
             if tb is not None:
                 _log_result(tb, result, steps)
@@ -388,6 +426,7 @@ def load_rllib_policy(run: Path, config: dict, checkpoint: str | Path | None = N
         raise SynthenvError(
             f"no RLlib policy at {module_dir}: the run has not finished; pass a checkpoint from {run}/checkpoints"
         )
+    logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # RLlib's own deprecation notices are not the user's
     module = RLModule.from_checkpoint(str(module_dir.resolve()))
     module.eval()
     stats = None
