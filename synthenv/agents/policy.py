@@ -77,7 +77,9 @@ def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
     model = Algo.load(model_path, device="cpu")
     mean = var = None
     clip_obs, epsilon = 10.0, 1e-8
-    norm = run / "vecnormalize.pkl"
+    norm = model_path.with_suffix(".pkl")  # a checkpoint's own statistics (train saves model_N_steps.pkl beside it)
+    if not (checkpoint and norm.is_file()):
+        norm = run / "vecnormalize.pkl"
     if norm.is_file():
         import pickle
 
