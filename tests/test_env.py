@@ -12,7 +12,7 @@ import synthenv
 from synthenv.env import SoundMatchEnv
 from synthenv.synths import available_synths
 
-SYNTHS = ["fm", "subtractive", "additive"]
+SYNTHS = ["fm", "subtractive", "additive", "voice"]
 
 
 def test_builtin_synths_registered():

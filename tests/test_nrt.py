@@ -20,7 +20,7 @@ from synthenv.features import analyze
 from synthenv.supercollider import PACKAGE_SYNTHDEFS, build_synthdefs, read_synthdefs
 
 SR = 22050
-SYNTHS = ["fm", "subtractive", "additive"]
+SYNTHS = ["fm", "subtractive", "additive", "voice"]
 pytestmark = pytest.mark.scsynth
 
 
@@ -42,7 +42,8 @@ def test_analysis_synthdef_controls():
 @needs_sclang
 def test_recompiling_sc_sources_reproduces_the_committed_synthdefs(tmp_path):
     sources = sorted((Path(__file__).parent.parent / "sc").glob("*.scd"))
-    assert len(sources) == 5
+    expected = {f"{get_synth(s).synthdef}.scd" for s in SYNTHS} | {"synthenv_analysis.scd", "synthenv_player.scd"}
+    assert {p.name for p in sources} == expected
     for path in build_synthdefs(sources, tmp_path):
         committed = PACKAGE_SYNTHDEFS / path.name
         assert path.read_bytes() == committed.read_bytes(), f"{path.name} is stale: run synthenv build-synthdefs"

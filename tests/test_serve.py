@@ -235,7 +235,9 @@ fork {{
 @needs_sclang
 def test_the_quark_adds_the_projects_synthdefs(tmp_path):
     out = run_sclang(tmp_path, '("DEFS:" ++ SynthEnv.addSynthDefs.sort).postln; 0.exit;')
-    assert "DEFS:[ synthenv_additive, synthenv_analysis, synthenv_fm, synthenv_player, synthenv_subtractive ]" in out
+    names = ", ".join(sorted([*(synthenv.get_synth(s).synthdef for s in synthenv.available_synths()),
+                              "synthenv_analysis", "synthenv_player"]))  # fmt: skip
+    assert f"DEFS:[ {names} ]" in out
 
 
 @needs_scsynth

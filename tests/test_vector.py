@@ -8,7 +8,7 @@ from conftest import needs_scsynth
 import synthenv
 from synthenv.vector import SoundMatchVectorEnv
 
-SYNTHS = ["fm", "subtractive", "additive"]
+SYNTHS = ["fm", "subtractive", "additive", "voice"]
 
 
 def test_make_vec_uses_the_native_vector_env():

@@ -1,19 +1,15 @@
 """The ``voice`` synth: its building blocks, that each knob shapes the sound, and scsynth parity."""
 
-import warnings
 
-import gymnasium as gym
 import librosa
 import numpy as np
 import pytest
 from conftest import needs_sclang, needs_scsynth
-from gymnasium.utils.env_checker import check_env
 
 import synthenv
 from synthenv import distances, get_synth, render
 from synthenv.features import analyze
-from synthenv.supercollider import PACKAGE_SYNTHDEFS, build_synthdefs, read_synthdefs
-from synthenv.synths import dsp, voice
+from synthenv.synths import dsp
 
 SR = 22050
 CLEAN = {"noise": 0.0, "vdepth": 0.0, "osc2": 0.0, "bgain": 0.0, "fenv": 0.0}  # one steady oscillator
@@ -205,50 +201,7 @@ def test_pitch_envelope_makes_the_attack_pitch_differ():
     assert start == pytest.approx(body, rel=0.01)
 
 
-def test_surrogate_speed_for_a_training_batch():
-    import time
-
-    spec = get_synth("voice")
-    params = spec.denormalize(np.random.default_rng(0).random((64, spec.n_params)))
-    voice.render(params, SR, SR)  # compiled
-    best = min(_timed(lambda: voice.render(params, SR, SR), time.perf_counter) for _ in range(3))
-    assert best < 0.25  # seconds for 64 one-second sounds; ~35 ms measured on one core
-
-
-def _timed(fn, clock) -> float:
-    t = clock()
-    fn()
-    return clock() - t
-
-
-def test_check_env_numpy():
-    env = gym.make(synthenv.ENV_ID, synth="voice", backend="numpy", render_mode="rgb_array")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_env(env.unwrapped)
-    env.reset(seed=0)
-    obs, reward, *_ = env.step(env.action_space.sample())
-    assert env.observation_space.contains(obs) and np.isfinite(reward)
-    env.close()
-
-
 # -- against scsynth --------------------------------------------------------------------------------------------
-
-
-def test_compiled_synthdef_controls_match_the_spec():
-    spec = get_synth("voice")
-    (info,) = read_synthdefs((PACKAGE_SYNTHDEFS / f"{spec.synthdef}.scsyndef").read_bytes())
-    assert info.name == spec.synthdef == "synthenv_voice"
-    assert list(info.controls) == ["out", *spec.names]
-    for p in spec.params:
-        assert info.controls[p.name] == pytest.approx(p.default, rel=1e-6), p.name
-
-
-@needs_sclang
-def test_recompiling_the_voice_source_reproduces_the_committed_synthdef(tmp_path):
-    source = PACKAGE_SYNTHDEFS / "synthenv_voice.scd"
-    (path,) = build_synthdefs([source], tmp_path)
-    assert path.read_bytes() == (PACKAGE_SYNTHDEFS / path.name).read_bytes(), "stale: run synthenv build-synthdefs"
 
 
 HASH_SCD = (
@@ -302,31 +255,3 @@ def test_nrt_renders_voice_like_numpy_does():
     for x, y in zip(a_np, a_sc, strict=True):
         assert np.corrcoef(x, y)[0, 1] > 0.9999
         assert np.abs(x - y).max() < 1e-3
-
-
-@pytest.mark.scsynth
-@needs_scsynth
-def test_parity_numpy_surrogate_vs_scsynth():
-    """Mean log-mel L1 (numpy vs scsynth, same params) / mean log-mel L1 between random pairs < 0.05."""
-    spec = get_synth("voice")
-    rng = np.random.default_rng(2026)
-    rows = [spec.to_dict(spec.denormalize(x)) for x in rng.random((100, spec.n_params))]
-    a_np = analyze(render("voice", rows, backend="numpy"), SR)
-    a_sc = analyze(render("voice", rows, backend="nrt"), SR)
-    parity = distances.compute("logmel_l1", a_sc, a_np).mean()
-    pairs = distances.compute("logmel_l1", a_sc.take(slice(0, 50)), a_sc.take(slice(50, 100))).mean()
-    assert parity / pairs < 0.05, (parity, pairs)
-
-
-@pytest.mark.scsynth
-@needs_scsynth
-@pytest.mark.parametrize("features", ["audio", "server"])
-def test_check_env_with_nrt(features):
-    env = gym.make(synthenv.ENV_ID, synth="voice", backend="nrt", features=features, render_mode="rgb_array")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_env(env.unwrapped)
-    obs, _ = env.reset(seed=0)
-    obs, reward, *_ = env.step(env.action_space.sample())
-    assert env.observation_space.contains(obs) and np.isfinite(reward)
-    env.close()
