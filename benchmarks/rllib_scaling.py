@@ -11,9 +11,11 @@ after one warm-up update. Columns:
 
 - **train env-steps/s**: env steps / wall time of whole PPO iterations (sampling + learning), what a
   training run gets;
-- **sampling env-steps/s**: env steps / time spent sampling (RLlib: its ``env_runner_sampling_timer``;
-  SB3: time in ``collect_rollouts``), what more env runners can speed up;
-- **learn s/update**: time of one PPO update on the 4,096 steps (the driver's learner).
+- **sampling env-steps/s**: env steps / time spent sampling with the policy (RLlib: every runner samples
+  its share of an update at once, for ``--seconds / 2``; SB3: time in ``collect_rollouts``), what more
+  env runners can speed up;
+- **learn s/update**: the rest of an update's time (the driver's learner on the 4,096 steps, weight
+  and filter syncs).
 
 RLlib rows run on a private local Ray instance (started and stopped here; one at a time).
 """
@@ -83,23 +85,33 @@ def rllib_row(synth: str, backend: str, runners: int, seconds: float) -> dict:
     cfg["engine"] = "rllib"
     n, per = runner_layout(cfg)
     algo = build_algorithm(cfg)
+    batch = cfg["ppo"]["n_steps"] * max(1, n) * per
     try:
         algo.train()  # warm-up: the runners' first reset, torch's first passes
-        steps = samp = learn = 0.0
+        steps, iters = 0, 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            r = algo.train()
-            k = float(r["env_runners"]["num_env_steps_sampled"])
-            steps += k
-            samp += float(r["timers"]["env_runner_sampling_timer"]) if "env_runner_sampling_timer" in r["timers"] else 0
-            learn += float(r["timers"].get("learner_update_timer", 0.0))
+            steps += int(algo.train()["env_runners"]["num_env_steps_sampled"])
+            iters += 1
         wall = time.perf_counter() - t0
-        iters = int(r["training_iteration"]) - 1
+        # sampling alone: every runner samples its share of one update at once, as in training
+        share = cfg["ppo"]["n_steps"] * per
+        group = algo.env_runner_group
+        sample = (lambda r: r.sample(num_timesteps=share, explore=True)) if n else None
+        rounds = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 2:
+            if n:
+                group.foreach_env_runner(sample, local_env_runner=False)
+            else:
+                group.local_env_runner.sample(num_timesteps=share, explore=True)
+            rounds += 1
+        sample_sps = rounds * batch / (time.perf_counter() - t0)
     finally:
         algo.stop()
-    return {"engine": "rllib", "backend": backend, "runners": str(n), "envs": f"{n} x {per}", "steps": int(steps),
-            "train_sps": steps / wall, "sample_sps": steps / samp if samp else float("nan"),
-            "learn_s": learn / max(1, iters)}  # fmt: skip
+    return {"engine": "rllib", "backend": backend, "runners": str(n), "envs": f"{n} x {per}", "steps": steps,
+            "train_sps": steps / wall, "sample_sps": sample_sps,
+            "learn_s": max(0.0, wall / iters - batch / sample_sps)}  # fmt: skip
 
 
 def estimate(rows: list[dict], batch: int = 4096) -> list[str]:
