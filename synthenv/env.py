@@ -52,6 +52,7 @@ METRICS_MODES = (False, "final", True)
 
 SUCCESS_THRESHOLDS = {
     "logmel_l1": 2.0,
+    "audible": 1.5,
     "mfcc_l1": 3.0,
     "lsd": 2.0,
     "spectral_convergence": 0.3,

@@ -265,3 +265,13 @@ def test_core_works_without_torch_or_stable_baselines3():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok (22050,)" in r.stdout, r.stderr
+
+
+def test_every_distance_has_a_success_threshold():
+    from synthenv import distances
+    from synthenv.env import SUCCESS_THRESHOLDS
+
+    assert set(SUCCESS_THRESHOLDS) == set(distances.available_distances())
+    env = SoundMatchEnv(synth="fm", distance="audible", metrics=True)
+    _, info = env.reset(seed=0, options={"target_params": env.synth.to_dict(env.synth.defaults)})
+    assert info["success"] and env.success_threshold == 1.5
