@@ -190,3 +190,22 @@ def test_importing_the_exporter_imports_neither_torch_nor_onnx():
     code += f"print([m for m in {heavy} if m in sys.modules])"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_serve_runs_a_ppo_match_from_the_exported_file(exported, tmp_path):
+    """synthenv serve --policy FILE.onnx answers /synthenv/match ... ppo with the policy's parameters."""
+    from test_serve import Client, start_server, stop_server
+
+    import synthenv
+
+    note = tmp_path / "note.wav"
+    soundfile.write(note, synthenv.render("fm", {"freq": 330.0, "index": 3.0}), 22050)
+    proc, port = start_server(tmp_path, "--backend", "numpy", "--policy", str(exported["onnx"]))
+    try:
+        c = Client(port)
+        c.send("/synthenv/match", 4, str(note), "fm", 8, "ppo")
+        msg, before = c.until("/synthenv/params", 4)
+    finally:
+        stop_server(proc)
+    assert msg.params[1] == "fm" and msg.params[2::2] == synthenv.get_synth("fm").names
+    assert [m.params[1] for m in before if m.address == "/synthenv/progress"][-1] == 8
