@@ -214,6 +214,18 @@ def default_sc_dir() -> Path | None:
     return sc if sc.is_dir() else None
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from synthenv.dataset import write_dataset
+
+    manifest = write_dataset(args.output, args.synth, args.n, backend=args.backend, seed=args.seed, audio=args.audio,
+                             rows_per_shard=args.rows_per_shard, sample_rate=args.sample_rate,
+                             duration=args.duration, progress=not args.no_progress)  # fmt: skip
+    size, path = sum(r["bytes"] for r in manifest["shards"]), Path(args.output) / "manifest.json"
+    print(f"{args.output}: {manifest['n_rows']} rows of {manifest['synth']} via {manifest['backend']} in "
+          f"{manifest['n_shards']} Parquet shards ({size / 1e6:.1f} MB), {path}")  # fmt: skip
+    return 0
+
+
 def cmd_build_synthdefs(args: argparse.Namespace) -> int:
     from synthenv.supercollider import PACKAGE_SYNTHDEFS, build_synthdefs
 
@@ -400,6 +412,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed repeats per raw row (median reported); env rows average one whole episode")
     p.add_argument("--json", help="also write the table as JSON to this path")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "dataset",
+        help="write random (params, features[, audio]) rows for inverse models as Parquet shards",
+        description="Render N random parameter sets of a synth (every parameter uniform in [0, 1], pitch over the "
+        "synth's freq range) and write their physical and normalised params, log-mel frames (float16), summary "
+        "vectors and optionally audio (float16) as Parquet shards in OUT/shards/, with OUT/manifest.json (spec, "
+        "backend, feature settings, seed, shard list). Row i of a seed is the same for any shard size; re-running "
+        "the same command resumes an interrupted dataset; a folder holding another dataset is refused.",
+    )
+    p.add_argument("--synth", required=True, help=f"synth name ({', '.join(available_synths())})")
+    p.add_argument("--n", type=int, required=True, help="number of rows")
+    p.add_argument("--backend", default="numpy", help="numpy (default) or nrt (scsynth)")
+    p.add_argument("--audio", action="store_true", help="also store the audio (float16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--rows-per-shard", type=int, default=4096, help="rows per Parquet shard (default 4096)")
+    p.add_argument("--sample-rate", type=int, default=22050, help="sample rate in Hz (default 22050)")
+    p.add_argument("--duration", type=float, default=1.0, help="seconds per sound (default 1.0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", required=True, help="dataset folder (new, empty, or this dataset to resume)")
+    p.set_defaults(func=cmd_dataset)
 
     p = sub.add_parser(
         "build-synthdefs",
