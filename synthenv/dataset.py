@@ -286,9 +286,17 @@ def _fixed_list(pa, values: np.ndarray):
     return pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), flat.shape[1])
 
 
-def render_rows(spec: SynthSpec, backend, seed: int, start: int, stop: int, audio: bool) -> dict[str, np.ndarray]:
+def render_rows(
+    spec: SynthSpec,
+    backend,
+    seed: int,
+    start: int,
+    stop: int,
+    audio: bool,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Render and analyse rows ``[start, stop)``: the columns as numpy arrays (logmel float32 here;
-    :func:`write_dataset` stores it as float16)."""
+    :func:`write_dataset` stores it as float16). ``on_batch(rows)`` follows each rendered batch."""
     from synthenv.features import analyze
 
     x, params = random_rows(spec, seed, start, stop)
@@ -303,6 +311,8 @@ def render_rows(spec: SynthSpec, backend, seed: int, start: int, stop: int, audi
         summary.append(analysis.summary)
         if audio:
             sound.append(rendered.audio)
+        if on_batch is not None:
+            on_batch(b - a)
     out = {
         "row": np.arange(start, stop, dtype=np.int64),
         "params": params,
@@ -363,12 +373,12 @@ def _progress_bar(total: int, initial: int, enabled: bool, desc: str):
         except ImportError:  # tqdm comes with synthenv[train]; without it, one line per shard
             pass
 
-    class _Lines:
+    class _Lines:  # one line per 4096 rows
         n = initial
 
         def update(self, k: int) -> None:
             self.n += k
-            if enabled:
+            if enabled and (self.n % 4096 < k or self.n == total):
                 print(f"{desc}: {self.n}/{total} rows", file=sys.stderr, flush=True)
 
         def close(self) -> None: ...
@@ -456,12 +466,11 @@ def _write_locked(out: Path, spec: SynthSpec, be, identity: dict, progress: bool
             if k in done:
                 continue
             start, stop = k * rows, min(n, (k + 1) * rows)
-            cols = render_rows(spec, be, identity["seed"], start, stop, identity["audio"])
+            cols = render_rows(spec, be, identity["seed"], start, stop, identity["audio"], bar.update)
             done[k] = _write_shard(out, k, start, cols, identity_json)
             manifest["shards"] = [done[j] for j in sorted(done)]
             manifest["complete"] = len(done) == n_shards
             _write_atomic(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
-            bar.update(stop - start)
             if on_shard is not None:
                 on_shard(done[k])
     finally:
