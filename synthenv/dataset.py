@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from synthenv.errors import BackendError, ConfigError
+from synthenv.progress import progress_bar
 from synthenv.spec import SynthSpec
 
 FORMAT = "synthenv-dataset"
@@ -364,28 +365,6 @@ def _write_shard(out: Path, k: int, start: int, cols: dict[str, np.ndarray], ide
     return record
 
 
-def _progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, initial=initial, desc=desc, unit="row", file=sys.stderr, dynamic_ncols=True)
-        except ImportError:  # tqdm comes with synthenv[train]; without it, one line per shard
-            pass
-
-    class _Lines:  # one line per 4096 rows
-        n = initial
-
-        def update(self, k: int) -> None:
-            self.n += k
-            if enabled and (self.n % 4096 < k or self.n == total):
-                print(f"{desc}: {self.n}/{total} rows", file=sys.stderr, flush=True)
-
-        def close(self) -> None: ...
-
-    return _Lines()
-
-
 def write_dataset(
     output: str | Path,
     synth: str | SynthSpec,
@@ -460,7 +439,7 @@ def _write_locked(out: Path, spec: SynthSpec, be, identity: dict, progress: bool
     if done:
         log(f"{out}: resuming, {len(done)} of {n_shards} shards already written")
     identity_json = json.dumps(identity, sort_keys=True)
-    bar = _progress_bar(n, sum(r["rows"] for r in done.values()), progress, f"{spec.name} via {be.name}")
+    bar = progress_bar(n, f"{spec.name} via {be.name}", "row", progress, sum(r["rows"] for r in done.values()))
     try:
         for k in range(n_shards):
             if k in done:

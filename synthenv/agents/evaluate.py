@@ -24,6 +24,7 @@ from synthenv.agents.train import eval_targets
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
+from synthenv.progress import progress_bar
 
 
 class RandomPolicy:
@@ -89,7 +90,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     all_methods = list(methods) + ([f"cmaes@{reference_budget}"] if reference_budget else [])
     rows: list[dict] = []
     results: dict[str, dict[str, list[float]]] = {m: {} for m in all_methods}
-    bar = _progress(len(options) * len(all_methods), progress)
+    bar = progress_bar(len(options) * len(all_methods), "evaluating", "search", progress)
     dim = len(env.search_index)
     try:
         for i, opt in enumerate(options):
@@ -149,17 +150,3 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     return {"out": str(out_dir), "summary": summary, "table": table}
 
 
-def _progress(total: int, enabled: bool):
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, desc="evaluating", unit="search")
-        except ImportError:  # pragma: no cover
-            pass
-
-    class _Quiet:
-        def update(self, n): ...
-        def close(self): ...
-
-    return _Quiet()
