@@ -254,6 +254,7 @@ def test_local_searches_start_from_the_best_of_a_space_filling_batch():
 
     dim, budget = 6, 200
     assert explore_size(budget, dim) == 50 and explore_size(10, dim) == 9  # a quarter; never the whole budget
+    assert explore_size(1000, 5) == 50  # at most ten per dimension: a big budget goes to refining
     for method in ("cmaes", "hillclimb"):
         found = [run_search(method, rastrigin, dim, budget, seed=s, x0=np.full(dim, 0.9)).distance for s in range(8)]
         rnd = [run_search("random", rastrigin, dim, budget, seed=s).distance for s in range(8)]

