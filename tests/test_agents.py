@@ -12,6 +12,7 @@ from conftest import needs_scsynth, pluck
 pytest.importorskip("stable_baselines3", reason="training extra not installed (pip install 'synthenv[train]')")
 
 from synthenv.agents.search import run_search  # noqa: E402
+from synthenv.errors import SynthenvError  # noqa: E402
 
 TINY = ["n_envs=8", "ppo.n_steps=32", "ppo.batch_size=64", "ppo.n_epochs=2", "eval_targets=2", "eval_budget=5",
         "eval_every=256", "checkpoint_every=256", "ppo.policy_kwargs.net_arch=[32,32]"]  # fmt: skip
@@ -230,10 +231,14 @@ def test_report_plots_leave_the_matplotlib_backend_alone(tmp_path):
         matplotlib.use(before)
 
 
-@pytest.mark.parametrize("budget", [3, 10, 60])
+@pytest.mark.parametrize("budget", [4, 10, 60])
 def test_match_auto_spends_its_budget_once_not_once_per_synth(recording, tmp_path, budget):
     from synthenv.agents.match import match
     from synthenv.synths import available_synths
+
+    n = len(available_synths())
+    with pytest.raises(SynthenvError, match=f"needs a budget of at least {n} renders"):
+        match(recording, synth="auto", budget=n - 1, backend="numpy", out_dir=tmp_path / "small", log=lambda *a: None)
 
     seen = []
     best = match(recording, synth="auto", budget=budget, backend="numpy", out_dir=tmp_path / str(budget),

@@ -142,6 +142,8 @@ def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objectiv
     about a quarter of ``budget`` in all and at least one render left for the search. Returns the
     closest synth, ``{synth: (best x, its distance)}`` and the renders used."""
     n = len(envs)
+    if budget < n:
+        raise SynthenvError(f"--synth auto needs a budget of at least {n} renders (one per synth), got {budget}")
     k = max(1, min(max(4, budget // (4 * n)), (budget - 1) // n))
     probe = {}
     for name, env in envs.items():
