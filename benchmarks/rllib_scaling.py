@@ -139,9 +139,18 @@ def main() -> None:
     ap.add_argument("--backends", default="numpy,nrt")
     ap.add_argument("--runners", default="1,2")
     ap.add_argument("--seconds", type=float, default=20.0, help="training time per row after warm-up")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of the learner (SB3's process, RLlib's driver; default 1: a shared machine's "
+                    "load makes torch's thread pool stall)")  # fmt: skip
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
+    import signal
+
     import ray
+    import torch
+
+    torch.set_num_threads(args.threads)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # stop Ray on SIGTERM too
 
     from synthenv.agents.rllib import import_ray
 
@@ -159,7 +168,8 @@ def main() -> None:
                 print(rows[-1], flush=True)
         finally:
             ray.shutdown()
-    print(f"\n{args.synth}, {os.cpu_count()} cores, load before: {os.getloadavg()[0]:.2f}\n")
+    print(f"\n{args.synth}, {os.cpu_count()} cores, torch threads {args.threads}, load average at the end: "
+          f"{os.getloadavg()[0]:.2f}\n")  # fmt: skip
     print("| engine | backend | env runners | envs | train env-steps/s | sampling env-steps/s | learn s/update |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
