@@ -134,12 +134,10 @@ def test_rllib_train_eval_match_cli(tmp_path):
     `synthenv eval` and `synthenv match --method ppo` on it, and nothing left running."""
     mark = uuid.uuid4().hex
     run = tmp_path / "run"
-    t0 = time.monotonic()
     out = _cli(["train", "--engine", "rllib", "--timesteps", "300", "--num-env-runners", "1", "--envs-per-runner", "8",
                 *TINY, "-o", str(run)], mark)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert not _none_left(mark), "training left processes running"
-    assert time.monotonic() - t0 < 120
     config = json.loads((run / "config.json").read_text())
     assert config["engine"] == "rllib" and config["num_env_runners"] == 1 and config["envs_per_runner"] == 8
     for name in ("eval.csv", "learning_curve.png", "report.md", "report.json", "model/obs_filter.npz"):
