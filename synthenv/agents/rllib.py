@@ -39,6 +39,7 @@ import numpy as np
 
 from synthenv.agents.policy import Policy
 from synthenv.errors import ConfigError, SynthenvError
+from synthenv.progress import progress_bar as make_progress_bar
 
 RLLIB_HINT = "the rllib engine needs Ray RLlib: pip install 'synthenv[rllib]' (or ./setup.sh)"
 
@@ -122,17 +123,9 @@ def train_rllib(config: dict, out_dir: str | Path, resume: bool = False, progres
     """Train per ``config`` with RLlib into ``out_dir`` (continue from the last checkpoint with ``resume``).
     ``address``: a running Ray cluster (``"auto"`` for the one ``ray start`` made on this machine, or
     ``host:port``); default ``$RAY_ADDRESS``, else a private local Ray instance that is stopped at the end."""
-    from synthenv.agents.train import check_config, merge
+    from synthenv.agents.train import check_config, run_folder
 
-    run = Path(out_dir)
-    if resume:
-        if not (run / "config.json").is_file():
-            raise SynthenvError(f"cannot resume: {run} has no config.json")
-        config = merge(json.loads((run / "config.json").read_text()), {"total_timesteps": config["total_timesteps"]})
-    elif (run / "config.json").exists():
-        raise SynthenvError(f"{run} already holds a run; choose a new folder or pass --resume")
-    if run.exists() and not run.is_dir():
-        raise SynthenvError(f"{run} exists and is not a folder")
+    run, config = run_folder(out_dir, config, resume)
     config = copy.deepcopy(config)
     config["engine"] = "rllib"
     config.setdefault("num_env_runners", 1)
@@ -322,7 +315,7 @@ def _train(config: dict, run: Path, algo, resume: bool, progress_bar: bool, log)
     total, every = int(config["total_timesteps"]), int(config["eval_every"])
     ckpt_every = int(config["checkpoint_every"])
     next_eval, next_ckpt = (steps // every + 1) * every, (steps // ckpt_every + 1) * ckpt_every
-    bar = _bar(total, steps, progress_bar)
+    bar = make_progress_bar(total, "training", "step", progress_bar, steps)
     try:
         while steps < total:
             result = algo.train()
@@ -378,22 +371,6 @@ def _tensorboard(path: Path):
     except ImportError:  # pragma: no cover - tensorboard comes with the train extra
         return None
     return SummaryWriter(str(path / "rllib_ppo"))
-
-
-def _bar(total: int, initial: int, enabled: bool):
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, initial=initial, desc="training", unit="step")
-        except ImportError:  # pragma: no cover
-            pass
-
-    class _Quiet:
-        def update(self, n): ...
-        def close(self): ...
-
-    return _Quiet()
 
 
 def _steps_of(ckpt: Path) -> int:

@@ -195,6 +195,21 @@ def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar:
 
     from synthenv.vector import make_sb3_vec_env
 
+    run, config = run_folder(out_dir, config, resume)
+    check_config(config)
+    env_kwargs = dict(config["env"], metrics=False)
+    # the envs (and any scsynth they start) come up before anything is written: a failure leaves no folder
+    venv = VecMonitor(make_sb3_vec_env(int(config["n_envs"]), **env_kwargs))  # episode returns and lengths in the logs
+    try:
+        return _train(config, run, venv, resume, progress_bar, log)
+    finally:
+        venv.close()
+
+
+def run_folder(out_dir: str | Path, config: dict, resume: bool) -> tuple[Path, dict]:
+    """The run folder and the configuration to train with: with ``resume`` the folder's own
+    configuration (with the new ``total_timesteps``); without, a folder that holds no run yet. Writes
+    nothing."""
     run = Path(out_dir)
     if resume:
         if not (run / "config.json").is_file():
@@ -204,14 +219,7 @@ def train(config: dict, out_dir: str | Path, resume: bool = False, progress_bar:
         raise SynthenvError(f"{run} already holds a run; choose a new folder or pass --resume")
     if run.exists() and not run.is_dir():
         raise SynthenvError(f"{run} exists and is not a folder")
-    check_config(config)
-    env_kwargs = dict(config["env"], metrics=False)
-    # the envs (and any scsynth they start) come up before anything is written: a failure leaves no folder
-    venv = VecMonitor(make_sb3_vec_env(int(config["n_envs"]), **env_kwargs))  # episode returns and lengths in the logs
-    try:
-        return _train(config, run, venv, resume, progress_bar, log)
-    finally:
-        venv.close()
+    return run, config
 
 
 def _train(config: dict, run: Path, venv, resume: bool, progress_bar: bool, log) -> Path:
