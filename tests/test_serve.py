@@ -19,6 +19,7 @@ import synthenv
 from synthenv import distances
 from synthenv.features import analyze
 from synthenv.supercollider import osc_message, sclang_env
+from synthenv.synths import BUILTIN_SYNTHS
 
 ROOT = Path(__file__).parent.parent
 QUARK = ROOT / "sc" / "SynthEnv"
@@ -167,7 +168,7 @@ def test_synths_lists_every_synth_with_its_parameters(server):
             lo, hi, default = flat[4 * k + 1 : 4 * k + 4]
             assert lo <= default <= hi
         flat = flat[4 * n :]
-    assert found == {s: synthenv.get_synth(s).names for s in synthenv.available_synths()}
+    assert found == {s: synthenv.get_synth(s).names for s in BUILTIN_SYNTHS}  # the server's own process
 
 
 def test_a_port_in_use_is_a_clear_error(server):
@@ -235,7 +236,7 @@ fork {{
 @needs_sclang
 def test_the_quark_adds_the_projects_synthdefs(tmp_path):
     out = run_sclang(tmp_path, '("DEFS:" ++ SynthEnv.addSynthDefs.sort).postln; 0.exit;')
-    names = ", ".join(sorted([*(synthenv.get_synth(s).synthdef for s in synthenv.available_synths()),
+    names = ", ".join(sorted([*(synthenv.get_synth(s).synthdef for s in BUILTIN_SYNTHS),
                               "synthenv_analysis", "synthenv_player"]))  # fmt: skip
     assert f"DEFS:[ {names} ]" in out
 

@@ -37,11 +37,15 @@ def available_synths() -> list[str]:
     return list(_REGISTRY)
 
 
-def _register_builtins() -> None:
-    from synthenv.synths import additive, fm, subtractive, voice
+#: the synths that ship with synthenv, in registration order (a fresh process knows exactly these)
+BUILTIN_SYNTHS = ("fm", "subtractive", "additive", "voice")
 
-    for module in (fm, subtractive, additive, voice):
-        register_synth(module.SPEC)
+
+def _register_builtins() -> None:
+    import importlib
+
+    for name in BUILTIN_SYNTHS:
+        register_synth(importlib.import_module(f"synthenv.synths.{name}").SPEC)
 
 
 _register_builtins()
