@@ -89,7 +89,9 @@ class SoundMatchVectorEnv(VectorEnv):
         return tuple(self.core.render_image(self._ep, i) for i in range(self.num_envs))
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.core.close()
+        core = getattr(self, "core", None)  # absent when the constructor failed (gymnasium still closes on __del__)
+        if core is not None:
+            core.close()
 
     def _batch_infos(self, ep: Episodes) -> dict:
         """gymnasium's dict of arrays for B episodes: distance, success, step (and every metric with
