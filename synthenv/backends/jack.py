@@ -87,7 +87,7 @@ def start_private_jackd(sample_rate: int, env: dict[str, str]) -> tuple[OwnedPro
     in_use = jackd_names_in_use()
     for name in set(pool_names()) - in_use:
         remove_leftovers(name)
-    log = ""
+    failures: list[str] = []
     for name in pool_names():
         if name in in_use:
             continue
@@ -105,8 +105,10 @@ def start_private_jackd(sample_rate: int, env: dict[str, str]) -> tuple[OwnedPro
             time.sleep(0.05)
         else:
             return jackd, name
+        exited = not jackd.alive
         jackd.stop()
         log = jackd.tail()
+        failures.append(f"{name}: " + (f"exit code {jackd.proc.returncode}" if exited else "no answer") + f"\n{log}")
         if "too many servers" in log.lower():
             raise BackendError(
                 f"JACK's server registry ({SHM / 'jack-shm-registry'}) is full ({JACK_MAX_SERVERS} servers): "
@@ -114,9 +116,14 @@ def start_private_jackd(sample_rate: int, env: dict[str, str]) -> tuple[OwnedPro
                 f"runs at all, removing that file frees the slots of killed ones. Or start one JACK server and "
                 f"use jack='system'.\n{log}"
             )
-        if "' server already active" not in log:
-            raise BackendError(f"the JACK dummy server did not start:\n{log}")
+        if not exited:  # a jackd that hangs would hang under the next name too
+            raise BackendError(f"the JACK dummy server did not start within {BOOT_TIMEOUT:.0f} s:\n{log}")
+        # it exited: 'server already active' (a killed server of this name not yet reaped, which JACK
+        # counts as alive), or a start that failed quietly next to a dying server: try the next name
+    if failures:
+        raise BackendError("the JACK dummy server did not start under any free name of synthenv's pool:\n"
+                           + "\n".join(failures))  # fmt: skip
     raise BackendError(
         f"no JACK server slot is free (JACK allows {JACK_MAX_SERVERS} servers; running: {sorted(in_use)}): "
-        f"close some live envs, or start one JACK server and use jack='system'\n{log}"
+        f"close some live envs, or start one JACK server and use jack='system'"
     )
