@@ -22,25 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthenv.agents.export import export_policy
+from synthenv.agents.export import env_observations, export_policy
 from synthenv.agents.policy import load_policy
-from synthenv.env import SoundMatchEnv
-
-
-def observations(config: dict, n: int, seed: int = 0) -> np.ndarray:
-    env = SoundMatchEnv(**config["env"])
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    out = []
-    try:
-        while len(out) < n:
-            out.append(obs)
-            obs, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            if term or trunc:
-                obs, _ = env.reset()
-    finally:
-        env.close()
-    return np.stack(out).astype(np.float32)
 
 
 def time_calls(fn, obs: np.ndarray, n: int, warmup: int = 200) -> np.ndarray:
@@ -65,7 +48,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     sb3 = load_policy(args.run_dir)
-    obs = observations(sb3.config, 1000)
+    obs = env_observations(sb3.config["env"], 1000)
     with tempfile.TemporaryDirectory() as tmp:
         files = {fmt: Path(tmp) / f"policy{suffix}" for fmt, suffix in (("torchscript", ".pt"), ("onnx", ".onnx"))}
         for fmt, path in files.items():

@@ -63,22 +63,9 @@ def exported(run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def observations(run):
     """1,000 raw observations of the run's own env, along episodes of random actions."""
-    from synthenv.env import SoundMatchEnv
+    from synthenv.agents.export import env_observations
 
-    config = json.loads((run / "config.json").read_text())
-    env = SoundMatchEnv(**config["env"])
-    rng = np.random.default_rng(0)
-    obs, _ = env.reset(seed=0)
-    out = []
-    try:
-        while len(out) < 1000:
-            out.append(obs)
-            obs, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            if terminated or truncated:
-                obs, _ = env.reset()
-    finally:
-        env.close()
-    return np.stack(out).astype(np.float32)
+    return env_observations(json.loads((run / "config.json").read_text())["env"], 1000)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

@@ -28,6 +28,26 @@ METADATA_KEY = "synthenv"  # ONNX metadata_props key; TorchScript extra file MET
 INPUT_NAME, OUTPUT_NAME = "obs", "action"
 
 
+def env_observations(env_kwargs: dict, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` raw observations ``float32 [n, D]`` of a ``SoundMatchEnv(**env_kwargs)`` along episodes of
+    uniformly random actions: what a policy sees, for parity checks and latency measurements."""
+    from synthenv.env import SoundMatchEnv
+
+    env = SoundMatchEnv(**env_kwargs)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    try:
+        while len(out) < n:
+            out.append(obs)
+            obs, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            if terminated or truncated:
+                obs, _ = env.reset()
+    finally:
+        env.close()
+    return np.stack(out).astype(np.float32)
+
+
 def _format_for(fmt: str | None, output: Path | None) -> str:
     if fmt is None:
         by_suffix = {s: f for f, s in FORMATS.items()}
