@@ -45,6 +45,12 @@ class Policy:
         return action[0], state
 
 
+def norm_path(model_path: Path) -> Path:
+    """Where the observation statistics of a saved model live: ``vecnormalize.pkl`` beside ``model.zip``,
+    ``model_N_steps.pkl`` beside a checkpoint ``model_N_steps.zip``."""
+    return model_path.parent / "vecnormalize.pkl" if model_path.name == "model.zip" else model_path.with_suffix(".pkl")
+
+
 def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
     """Load ``RUN_DIR/model.zip`` (or a checkpoint) with ``vecnormalize.pkl`` and ``config.json``; or an
     exported policy file (``.onnx`` or ``.pt`` from ``synthenv export``), without stable-baselines3."""
@@ -77,8 +83,8 @@ def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
     model = Algo.load(model_path, device="cpu")
     mean = var = None
     clip_obs, epsilon = 10.0, 1e-8
-    norm = model_path.with_suffix(".pkl")  # a checkpoint's own statistics (train saves model_N_steps.pkl beside it)
-    if not (checkpoint and norm.is_file()):
+    norm = norm_path(model_path)  # a checkpoint's own statistics, else the run's
+    if not norm.is_file():
         norm = run / "vecnormalize.pkl"
     if norm.is_file():
         import pickle

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthenv.agents.policy import Policy, env_kwargs_for_eval, policy_search
+from synthenv.agents.policy import Policy, env_kwargs_for_eval, norm_path, policy_search
 from synthenv.env import SoundMatchEnv, check_env_kwargs
 from synthenv.errors import ConfigError, SynthenvError
 from synthenv.synths import get_synth
@@ -233,7 +233,7 @@ def _train(config: dict, run: Path, venv, resume: bool, progress_bar: bool, log)
     venv.seed(seed)
     checkpoint = _latest_checkpoint(run) if resume else None
     if config.get("normalize_obs", True):
-        norm = None if checkpoint is None else _norm_path(checkpoint)
+        norm = None if checkpoint is None else norm_path(checkpoint)
         if norm is not None and norm.exists():
             venv = VecNormalize.load(str(norm), venv)
         else:
@@ -288,7 +288,7 @@ def _train(config: dict, run: Path, venv, resume: bool, progress_bar: bool, log)
                 path = Path(self.save_path) / f"{self.name_prefix}_{self.num_timesteps}_steps.zip"
                 self.model.save(path)
                 if isinstance(venv, VecNormalize):
-                    venv.save(str(_norm_path(path)))
+                    venv.save(str(norm_path(path)))
             return True
 
     remaining = int(config["total_timesteps"]) - model.num_timesteps
@@ -321,8 +321,3 @@ def _latest_checkpoint(run: Path) -> Path | None:
     if ckpts:
         return ckpts[-1]
     return final if final.exists() else None
-
-
-def _norm_path(model_path: Path) -> Path:
-    """Where the observation statistics of a saved model live."""
-    return model_path.parent / "vecnormalize.pkl" if model_path.name == "model.zip" else model_path.with_suffix(".pkl")
