@@ -111,6 +111,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except Exception as exc:  # report every backend, whatever fails
             ok = False
             print(f"  {name:<18} FAILED: {exc}")
+    print("inverse models (synthenv match starts from them):")
+    from synthenv.inverse import InverseModel, shipped_model_path
+
+    for synth in available_synths():
+        path = shipped_model_path(synth)
+        if path is None:
+            print(f"  {synth:<18} none (matches start cold; train one with synthenv fit-inverse)")
+            continue
+        try:
+            m = InverseModel.load(path)
+            g = m.starts(np.full((1, m.meta["n_frames"], m.meta["n_mels"]), -40.0, np.float32))
+            if not np.isfinite(g).all():
+                raise SynthenvError("its guesses are not finite")
+            print(f"  {synth:<18} ok ({path.stat().st_size / 1e6:.1f} MB, {g.shape[1]} starts per sound)")
+        except SynthenvError as exc:
+            ok = False
+            print(f"  {synth:<18} FAILED: {exc}")
     return 0 if ok else 1
 
 
@@ -177,7 +194,19 @@ def cmd_match(args: argparse.Namespace) -> int:
     from synthenv.agents.match import match
 
     match(args.target, synth=args.synth, method=args.method, budget=args.budget, policy=args.policy,
-          backend=args.backend, out_dir=args.output, seed=args.seed, distance=args.distance)  # fmt: skip
+          backend=args.backend, out_dir=args.output, seed=args.seed, distance=args.distance, init=args.init,
+          inverse_model=args.inverse_model)  # fmt: skip
+    return 0
+
+
+def cmd_fit_inverse(args: argparse.Namespace) -> int:
+    from synthenv.inverse import fit
+
+    meta = fit(args.data, args.output, epochs=args.epochs, hypotheses=args.hypotheses, hidden=args.hidden,
+               seed=args.seed, progress=not args.no_progress)  # fmt: skip
+    size = Path(args.output).stat().st_size
+    print(f"wrote {args.output} ({size / 1e6:.1f} MB): {meta['synth']} inverse model, {meta['hypotheses']} guesses "
+          f"per sound; report in its header (synthenv.inverse.InverseModel.load(path).meta['report'])")  # fmt: skip
     return 0
 
 
@@ -197,7 +226,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from synthenv.serve import AgentServer
 
-    server = AgentServer(port=args.port, policy=args.policy, backend=args.backend, workers=args.workers)
+    server = AgentServer(port=args.port, policy=args.policy, backend=args.backend, workers=args.workers,
+                         inverse_model=args.inverse_model)  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *a: server.stop())
     print(f"synthenv serve: listening on 127.0.0.1:{server.port} (OSC over UDP; Ctrl-C to stop)", flush=True)
     try:
@@ -361,9 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("target", help="an audio file")
     p.add_argument("--synth", default="auto", help="a synth name, or auto: probe every synth, refine the closest")
-    p.add_argument("--method", default="cmaes", help="cmaes (default), random, hillclimb or ppo")
-    p.add_argument("--budget", type=int, default=200,
-                   help="renders in all (default 200); with --synth auto a quarter probes every synth first")
+    p.add_argument("--method", choices=["cmaes", "random", "hillclimb", "ppo", "inverse"],
+                   help="search method (default cmaes, started from the inverse model's guesses where the synth has "
+                   "one); inverse: the model's guesses alone")
+    p.add_argument("--init", choices=["inverse", "cold"],
+                   help="where the search starts: inverse (the model's first guesses, rendered first) or cold "
+                   "(explore first). Default: inverse when --method is not given and the synth has a model, else cold")
+    p.add_argument("--inverse-model", help="an inverse model .npz from synthenv fit-inverse (default: the shipped one)")
+    p.add_argument("--budget", type=int,
+                   help="renders in all (default 200; 1 per synth for --method inverse); with --synth auto about a "
+                   "quarter probes every synth first")
     p.add_argument("--distance", help="what the search minimises (default audible; see synthenv.distances)")
     p.add_argument("--policy", help="run folder of a trained policy, or a file from synthenv export (for --method ppo)")
     p.add_argument("--backend", default="nrt", help="nrt (default, scsynth) or numpy")
@@ -397,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", help="a run folder or exported policy for method ppo")
     p.add_argument("--backend", default="nrt", choices=["nrt", "numpy"], help="render backend (default nrt)")
     p.add_argument("--workers", type=int, default=2, help="matches run at once (default 2)")
+    p.add_argument("--inverse-model", help="an inverse model .npz (synthenv fit-inverse) instead of the shipped one "
+                   "for requests that name its synth")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -433,6 +472,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", required=True, help="dataset folder (new, empty, or this dataset to resume)")
     p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser(
+        "fit-inverse",
+        help="train an inverse model (sound -> synth params) on a dataset from synthenv dataset",
+        description="Train a network (torch) from a dataset's log-mel frames to K ranked guesses of the synth's "
+        "normalised params with a multiple-choice loss (equivalent settings are not punished), save it as one .npz "
+        "that predicts in numpy, and report its held-out parameter MAE and the log-mel distance of its rendered "
+        "guesses. Use it with synthenv match --inverse-model, or SoundMatchEnv(init='inverse', inverse_model=...).",
+    )
+    p.add_argument("--data", required=True, help="a dataset folder from synthenv dataset")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training rows (default 20)")
+    p.add_argument("--hypotheses", type=int, default=8, help="guesses per sound, K (default 8)")
+    p.add_argument("--hidden", type=int, default=512, help="width of the three hidden layers (default 512)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    p.set_defaults(func=cmd_fit_inverse)
 
     p = sub.add_parser(
         "build-synthdefs",

@@ -8,6 +8,9 @@ slice              what                                range
 ``[0, S)``         target summary features             ``[-10, 10]`` (see ``features``)
 ``[S, 2S)``        current sound's summary features    ``[-10, 10]``
 ``[2S, 2S + A)``   current searchable params, [0, 1]   ``[0, 1]``
+``[2S + A, 2S+2A)`` only with ``observe_guess=True``:  ``[0, 1]``
+                   the inverse model's best-scored
+                   guess of the searchable params
 =================  ==================================  =====================================
 
 with ``S = 104`` (13 MFCCs x 8 time segments) and ``A`` the number of searchable parameters
@@ -79,7 +82,17 @@ class SoundMatchEnv(gym.Env):
             ``"logmel_l1"`` with audio features, ``"server_l1"`` with server features).
         success_threshold: terminate below this distance (default per distance).
         success_bonus: reward added on success.
-        init: "default" starts every episode at the synth's default params, "random" at random ones.
+        init: "default" starts every episode at the synth's default params, "random" at random ones,
+            "inverse" at the inverse model's best-scored guess for the target (:mod:`synthenv.inverse`;
+            the start is the episode's first render, as always).
+        inverse_model: the inverse model for ``init="inverse"`` / ``observe_guess``: a ``.npz`` from
+            ``synthenv fit-inverse``; default the one that ships for the synth.
+        inverse_starts: with ``init="inverse"``, render this many of the model's starts (its guesses
+            and nearest bank rows, :meth:`~synthenv.inverse.InverseModel.starts`) at reset, in one
+            backend call, and begin at the closest; :attr:`start_renders` says how many renders a
+            reset costs (for equal-budget comparisons).
+        observe_guess: append the inverse model's guess (searchable params, [0, 1]) to the
+            observation, so a policy can use it.
         features: "audio" (the Python extractor on rendered audio: numpy, nrt) or "server"
             (scsynth's analysis SynthDef: nrt, live); default "audio", "server" for live. Target and
             candidate always use the same one.
@@ -109,6 +122,9 @@ class SoundMatchEnv(gym.Env):
         success_threshold: float | None = None,
         success_bonus: float = 1.0,
         init: str = "default",
+        inverse_model: str | None = None,
+        inverse_starts: int = 1,
+        observe_guess: bool = False,
         features: str | None = None,
         metrics: bool | str = False,
         render_mode: str | None = None,
@@ -118,6 +134,7 @@ class SoundMatchEnv(gym.Env):
         # bad argument leaves no scsynth or jackd behind
         checked = check_env_kwargs(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
         features, distance, self.targets = checked["features"], checked["distance"], checked["targets"]
+        self.inverse = checked["inverse"]
         self.synth = get_synth(synth)
         extra = dict(backend_options or {})
         if features == "server":
@@ -136,6 +153,10 @@ class SoundMatchEnv(gym.Env):
         )
         self.success_bonus = float(success_bonus)
         self.init = init
+        self.observe_guess = bool(observe_guess)
+        self.inverse_starts = int(inverse_starts)
+        #: renders a reset spends on the starting sound (targets not counted)
+        self.start_renders = self.inverse_starts if init == "inverse" else 1
         self.metrics = metrics
         self.render_mode = render_mode
 
@@ -148,8 +169,9 @@ class SoundMatchEnv(gym.Env):
         n_act = len(self.search_index)
         s = summary_size(features)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
-        low = np.concatenate([np.full(2 * s, -SUMMARY_CLIP), np.zeros(n_act)]).astype(np.float32)
-        high = np.concatenate([np.full(2 * s, SUMMARY_CLIP), np.ones(n_act)]).astype(np.float32)
+        n_x = n_act * (2 if self.observe_guess else 1)
+        low = np.concatenate([np.full(2 * s, -SUMMARY_CLIP), np.zeros(n_x)]).astype(np.float32)
+        high = np.concatenate([np.full(2 * s, SUMMARY_CLIP), np.ones(n_x)]).astype(np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
 
         self._ep: Episodes | None = None
@@ -233,11 +255,37 @@ class SoundMatchEnv(gym.Env):
         x = np.clip(x, 0.0, 1.0)
         to_render = [i for i, (_, phys) in enumerate(drawn) if phys is not None]
         target_rows = np.array([drawn[i][1] for i in to_render]).reshape(-1, spec.n_params)
-        rendered = self.backend.render(spec, np.concatenate([spec.denormalize(x), target_rows]))
+        guess = None
+        if self.inverse is None:  # starts and targets in one backend call
+            rendered = self.backend.render(spec, np.concatenate([spec.denormalize(x), target_rows]))
+            targets, target_an = self._targets(drawn, to_render, rendered, b)
+            current = self._analyze(rendered, slice(0, b))
+        else:  # the model reads the target: targets first, then the starts
+            rendered = self.backend.render(spec, target_rows) if to_render else None
+            targets, target_an = self._targets(drawn, to_render, rendered, 0)
+            n = self.start_renders
+            starts = self.inverse.starts(target_an.logmel)[:, :n]  # [B, n, P], the network's best guess first
+            guess = starts[:, 0, self.search_index]
+            if self.init == "inverse":  # render the starts, begin at the closest
+                n = starts.shape[1]
+                x = np.repeat(x, n, axis=0)
+                x[:, self.search_index] = starts[:, :, self.search_index].reshape(b * n, -1)
+            current = self._analyze(self.backend.render(spec, spec.denormalize(x)), slice(None))
+            if len(x) > b:
+                d = distances.compute(self.distance, target_an.take(np.repeat(np.arange(b), n)), current)
+                pick = np.arange(b) * n + d.reshape(b, n).argmin(axis=1)
+                x, current = x[pick], current.take(pick)
+        d = distances.compute(self.distance, target_an, current).astype(np.float64)
+        success = d < self.success_threshold  # a start already at the target is a success at reset
+        return Episodes(targets, target_an, x, current, d.copy(), d, np.zeros(b, np.int64), success, guess)
+
+    def _targets(self, drawn, to_render: list[int], rendered, offset: int) -> tuple[list[Target], Analysis]:
+        """The episodes' targets (rendered ones at rows ``offset + j`` of ``rendered``) and their analysis."""
+        spec = self.synth
         targets = []
         for i, (target, phys) in enumerate(drawn):
             if phys is not None:
-                k = b + to_render.index(i)
+                k = offset + to_render.index(i)
                 target = Target(
                     audio=None if rendered.audio is None else rendered.audio[k],
                     frames=None if rendered.frames is None else rendered.frames[k : k + 1],
@@ -257,10 +305,7 @@ class SoundMatchEnv(gym.Env):
             frames=None if self.features == "audio" else np.concatenate([t.frames for t in targets]),
             source=self.features,
         )
-        current = self._analyze(rendered, slice(0, b))
-        d = distances.compute(self.distance, target_an, current).astype(np.float64)
-        success = d < self.success_threshold  # a start already at the target is a success at reset
-        return Episodes(targets, target_an, x, current, d.copy(), d, np.zeros(b, np.int64), success)
+        return targets, target_an
 
     def advance(self, ep: Episodes, actions: np.ndarray):
         """Apply checked actions ``[B, A]``, render all candidates in one backend call, update ``ep``.
@@ -289,9 +334,10 @@ class SoundMatchEnv(gym.Env):
 
     def observe(self, ep: Episodes) -> np.ndarray:
         """Observations ``[B, D]`` float32 (layout in the module doc)."""
-        return np.concatenate([ep.target.summary, ep.current.summary, ep.x[:, self.search_index]], axis=1).astype(
-            np.float32
-        )
+        parts = [ep.target.summary, ep.current.summary, ep.x[:, self.search_index]]
+        if self.observe_guess:
+            parts.append(ep.guess)
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def infos(self, ep: Episodes, rows: range | list[int] | None = None) -> list[dict]:
         """One info dict per episode (see the class doc); with ``metrics``, every distance of the rows
@@ -406,6 +452,7 @@ class Episodes:
     d: np.ndarray
     steps: np.ndarray
     success: np.ndarray
+    guess: np.ndarray | None = None  # the inverse model's guesses [B, A] (init="inverse" or observe_guess)
 
 
 def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
@@ -424,7 +471,14 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
     get_synth(a["synth"])
     _check_choice("action_mode", a["action_mode"], ("delta", "absolute"))
     _check_choice("pitch", a["pitch"], ("target", "search"))
-    _check_choice("init", a["init"], ("default", "random"))
+    _check_choice("init", a["init"], ("default", "random", "inverse"))
+    if not isinstance(a["observe_guess"], bool):
+        raise ConfigError(f"observe_guess must be True or False, got {a['observe_guess']!r}")
+    n = a["inverse_starts"]
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ConfigError(f"inverse_starts must be a whole number >= 1, got {n!r}")
+    if n > 1 and a["init"] != "inverse":
+        raise ConfigError("inverse_starts applies to init='inverse' only")
     _check_choice("render_mode", a["render_mode"], (None, *SoundMatchEnv.metadata["render_modes"]))
     _check_choice("metrics", a["metrics"], METRICS_MODES)
     a["features"], a["distance"] = resolve_features(a["backend"], a["features"], a["distance"])
@@ -446,6 +500,17 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
         )
     targets = a["targets"]
     a["targets"] = None if _is_random(targets) else AudioTargets(targets, int(sample_rate), float(duration))
+    a["inverse"] = None
+    if a["init"] == "inverse" or a["observe_guess"]:
+        from synthenv.inverse import require_model
+
+        if a["features"] != "audio":
+            raise ConfigError("init='inverse' and observe_guess read the target's log-mel: they need features='audio' "
+                              "(backend 'numpy' or 'nrt')")  # fmt: skip
+        a["inverse"] = require_model(a["inverse_model"], get_synth(a["synth"]).name)
+        a["inverse"].check_fits(a["synth"], sample_rate, duration)
+    elif a["inverse_model"] is not None:
+        raise ConfigError("inverse_model is used only with init='inverse' or observe_guess=True")
     return a
 
 

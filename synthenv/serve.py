@@ -20,9 +20,11 @@ anything malformed or unknown                               ``/synthenv/error id
 file first (``Buffer.write``; the Quark's ``matchBuffer`` does that): a one-second note at 48 kHz is
 192 kB of float samples, more than one UDP datagram carries, and scsynth writes the file in one
 command, losslessly, where samples over OSC would need chunking, reassembly and loss handling.
-``synth`` is a synth name or ``auto``; ``method`` is ``cmaes`` (default), ``random``, ``hillclimb``,
-or ``ppo`` when the server was started with ``--policy``. Several requests may be in flight (each in
-its own worker); an ``id`` names a request of its sender.
+``synth`` is a synth name or ``auto``; ``method`` is ``default`` (when omitted: CMA-ES from the
+inverse model's guesses, as ``synthenv match`` does by default), ``cmaes``, ``random``, ``hillclimb``
+(cold starts), ``inverse`` (the model's guess alone), or ``ppo`` when the server was started with
+``--policy``. ``--inverse-model`` replaces the shipped inverse model of its synth. Several requests
+may be in flight (each in its own worker); an ``id`` names a request of its sender.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from synthenv.supercollider import osc_message
 from synthenv.synths import available_synths, get_synth
 
 DEFAULT_PORT = 57130
-METHODS = ("cmaes", "random", "hillclimb", "ppo")
+METHODS = ("default", "cmaes", "random", "hillclimb", "inverse", "ppo")
 
 
 class Cancelled(SynthenvError):
@@ -60,10 +62,13 @@ class AgentServer:
         policy: a run folder or exported policy file for ``method=ppo``.
         backend: where candidates are rendered: ``"nrt"`` (scsynth, default) or ``"numpy"``.
         workers: matches run at once; more wait in line.
+        inverse_model: an inverse model ``.npz`` (``synthenv fit-inverse``) used instead of the shipped
+            one for requests that name its synth.
     """
 
     def __init__(self, port: int = DEFAULT_PORT, policy: str | Path | None = None, backend: str = "nrt",
-                 workers: int = 2, log: Callable[[str], None] = print) -> None:  # fmt: skip
+                 workers: int = 2, log: Callable[[str], None] = print,
+                 inverse_model: str | Path | None = None) -> None:  # fmt: skip
         if backend not in ("nrt", "numpy"):
             raise SynthenvError(f"backend must be 'nrt' or 'numpy' (matching renders audio), got {backend!r}")
         self.backend = backend
@@ -72,6 +77,12 @@ class AgentServer:
             from synthenv.agents.policy import load_policy
 
             load_policy(self.policy)
+        self.inverse_model, self._inverse_synth = None, None
+        if inverse_model:  # fail now, not at the first request
+            from synthenv.inverse import InverseModel
+
+            self.inverse_model = str(inverse_model)
+            self._inverse_synth = InverseModel.load(self.inverse_model).synth
         self.log = log
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -202,8 +213,10 @@ class AgentServer:
             if flag.is_set():
                 raise Cancelled(f"match {rid} cancelled")
             with tempfile.TemporaryDirectory(prefix="synthenv-serve-") as out:
-                best = match(path, synth=synth, method=method, budget=budget, policy=self.policy,
-                             backend=self.backend, out_dir=out, log=lambda *a: None, progress=progress)  # fmt: skip
+                inv = self.inverse_model if synth == self._inverse_synth else None
+                best = match(path, synth=synth, method=None if method == "default" else method, budget=budget,
+                             policy=self.policy, backend=self.backend, out_dir=out, log=lambda *a: None,
+                             progress=progress, inverse_model=inv)  # fmt: skip
             flat = [a for name, value in best["params"].items() for a in (name, float(value))]
             self.reply(sender, "/synthenv/params", rid, best["synth"], *flat)
             self.log(f"synthenv serve: match {rid} from {sender[0]}:{sender[1]}: {best['synth']}, "
@@ -224,7 +237,7 @@ def _match_args(args: list) -> tuple[int, str, str, int, str]:
     if len(args) not in (4, 5):
         raise RequestError(f"{usage}; got {len(args)} argument(s): {args}")
     rid, path, synth, budget = args[:4]
-    method = args[4] if len(args) == 5 else "cmaes"
+    method = args[4] if len(args) == 5 else "default"
     if isinstance(budget, float) and budget.is_integer():  # sclang sends 50.0 as a float
         budget = int(budget)
     kinds = [(rid, int, "id"), (path, str, "path"), (synth, str, "synth"), (budget, int, "budget"),

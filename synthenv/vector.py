@@ -110,7 +110,9 @@ def _replace_rows(ep: Episodes, rows: np.ndarray, fresh: Episodes) -> Episodes:
     for k, i in enumerate(rows):
         targets[i] = fresh.targets[k]
 
-    def put(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def put(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+        if a is None or b is None:
+            return None
         a = a.copy()
         a[rows] = b
         return a
@@ -118,7 +120,7 @@ def _replace_rows(ep: Episodes, rows: np.ndarray, fresh: Episodes) -> Episodes:
     return Episodes(
         targets, ep.target.replace_rows(rows, fresh.target), put(ep.x, fresh.x),
         ep.current.replace_rows(rows, fresh.current), put(ep.d0, fresh.d0), put(ep.d, fresh.d),
-        put(ep.steps, fresh.steps), put(ep.success, fresh.success),
+        put(ep.steps, fresh.steps), put(ep.success, fresh.success), put(ep.guess, fresh.guess),
     )  # fmt: skip
 
 

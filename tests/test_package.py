@@ -30,6 +30,7 @@ def test_a_wheel_in_a_fresh_venv_works_like_a_checkout(tmp_path):
     assert "synthenv/synthdefs/build.scd" in names
     notes = ("flute", "nylon_guitar", "piano", "trumpet", "violin")
     assert {f"synthenv/data/instruments/{n}.wav" for n in notes} <= names
+    assert {f"synthenv/data/inverse/{s}.npz" for s in ("fm", "subtractive", "additive", "voice")} <= names
 
     venv = tmp_path / "venv"  # a fresh venv: the wheel and the dependencies it declares, nothing else
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -52,6 +53,9 @@ def test_a_wheel_in_a_fresh_venv_works_like_a_checkout(tmp_path):
         "assert sorted(notes) == ['flute', 'nylon_guitar', 'piano', 'trumpet', 'violin'], notes\n"
         "assert all(soundfile.info(str(p)).samplerate == 22050 for p in notes.values())\n"
         "assert HYPERPARAMS_FILE.is_file(), HYPERPARAMS_FILE\n"
+        "from synthenv.inverse import load_model\n"
+        "g = load_model(None, 'voice').guesses(__import__('numpy').full((1, 87, 64), -60.0, 'float32'))\n"
+        "assert g.shape == (1, 8, 22) and 'torch' not in __import__('sys').modules, g.shape\n"
         "print(json.dumps({'file': str(HYPERPARAMS_FILE), 'ppo': load_hyperparams(None, 'fm-numpy')['ppo']}))\n"
     )
     home = tmp_path / "home"  # a new user's empty home
@@ -73,3 +77,10 @@ def test_a_wheel_in_a_fresh_venv_works_like_a_checkout(tmp_path):
                                 cwd=tmp_path, env=env)  # fmt: skip
         assert render.returncode == 0, render.stderr
         assert soundfile.info(str(tmp_path / "x.wav")).frames == 22050
+    # a first match, with no training and no torch: it starts from the shipped inverse model's guesses
+    note = ROOT / "synthenv" / "data" / "instruments" / "flute.wav"
+    match = subprocess.run([str(venv / "bin" / "synthenv"), "match", str(note), "--synth", "fm", "--budget", "8",
+                            "--backend", "numpy", "-o", str(tmp_path / "m")], capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path, env=env)  # fmt: skip
+    assert match.returncode == 0, match.stderr
+    assert json.loads((tmp_path / "m" / "result.json").read_text())["init"] == "inverse"

@@ -44,7 +44,7 @@ SynthEnv {
 
 	// match a sound file: action.(params, synth) gets the flat [\name, value, ...] array that Synth takes;
 	// progress.(renders, bestDistance) while it works; errorAction.(text) if it fails. Returns the request id.
-	match { |path, synth = \auto, budget = 50, action, method = \cmaes, progress, errorAction|
+	match { |path, synth = \auto, budget = 50, action, method = \default, progress, errorAction|
 		var id;
 		nextId = nextId + 1;
 		id = nextId;
@@ -55,7 +55,7 @@ SynthEnv {
 	}
 
 	// match a sound in a server buffer: it is written to a temporary file first (see the help file)
-	matchBuffer { |buffer, synth = \auto, budget = 50, action, method = \cmaes, progress, errorAction|
+	matchBuffer { |buffer, synth = \auto, budget = 50, action, method = \default, progress, errorAction|
 		var path = PathName.tmp +/+ "synthenv_buffer_%_%.wav".format(buffer.bufnum, UniqueID.next);
 		fork {
 			buffer.write(path, "wav", "float");

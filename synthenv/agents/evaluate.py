@@ -3,8 +3,12 @@
 For each target every method gets ``budget`` renders and keeps its best candidate: the policy
 (its starting sound and ``budget - 1`` steps), a random policy (random actions in the same env),
 random search, a hill climber and CMA-ES; CMA-ES with ``reference_budget`` renders (1,000 by
-default) is the reference. The best candidate of each method is then measured with every
-distance (and the parameter MAE where the target's params are known).
+default) is the reference. Where the synth has an inverse model (:mod:`synthenv.inverse`), its
+starts alone (``inverse``: its guesses and nearest bank rows) and every search started from them
+(``inverse+cmaes``, ...; the policy: ``inverse+ppo``, episodes starting at the guess) join in, each
+start rendered counting as one render.
+The best candidate of each method is then measured with every distance (and the parameter MAE where
+the target's params are known).
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import soundfile
 from synthenv import distances
 from synthenv.agents.policy import Policy, env_kwargs_for_eval, load_policy, policy_search
 from synthenv.agents.report import comparison_png, learning_curve_png, markdown_table
-from synthenv.agents.search import SearchResult, run_search
+from synthenv.agents.search import SearchResult, Tracker, run_search
 from synthenv.agents.train import eval_targets
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
+from synthenv.inverse import load_model
 from synthenv.progress import progress_bar
 
 
@@ -63,20 +68,41 @@ def measure(env: SoundMatchEnv, x_search: np.ndarray) -> tuple[dict[str, float],
 
 def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: int = 50, backend: str | None = None,
              reference_budget: int = 1000, out: str | Path | None = None, seed: int = 0, examples: int = 3,
-             methods: tuple[str, ...] = ("ppo", "random_policy", "random", "hillclimb", "cmaes"),
-             progress: bool = True, log=print) -> dict:  # fmt: skip
+             methods: tuple[str, ...] | None = None, progress: bool = True, log=print,
+             inverse_model: str | Path | None = None) -> dict:  # fmt: skip
     """Run the comparison; writes ``results.json``, ``results.csv``, ``table.md``, example WAVs and
-    PNGs into ``out`` (default ``RUN_DIR/eval_<targets>_<budget>``). Returns the summary."""
+    PNGs into ``out`` (default ``RUN_DIR/eval_<targets>_<budget>``). Returns the summary.
+
+    ``methods`` default: ppo, random_policy, random, hillclimb, cmaes, and where the synth has an
+    inverse model (``inverse_model``, the run's, or the shipped one) inverse, inverse+random,
+    inverse+hillclimb, inverse+cmaes and inverse+ppo (the policy from the guess)."""
+    from synthenv.agents.match import n_starts
+
     if budget < 1:
         raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
     if n < 1:
         raise SynthenvError(f"--n must be at least 1 target, got {n}")
-    policy = load_policy(run_dir) if "ppo" in methods else None
+    policy = load_policy(run_dir) if methods is None or {"ppo", "inverse+ppo"} & set(methods) else None
     config = policy.config if policy else json.loads((Path(run_dir) / "config.json").read_text())
     overrides = {} if backend is None else {"backend": backend}
     if targets != "random":
         overrides["targets"] = targets
     env = SoundMatchEnv(**env_kwargs_for_eval(config, **overrides))
+    model = _inverse_for(env, inverse_model or config["env"].get("inverse_model"), log)
+    if methods is None:
+        methods = ("ppo", "random_policy", "random", "hillclimb", "cmaes")
+        if model is not None:
+            methods += ("inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes")
+            if config["env"].get("init") != "inverse":  # a policy trained from the guess starts there anyway
+                methods += ("inverse+ppo",)
+    if any(m.startswith("inverse") for m in methods) and model is None:
+        raise SynthenvError(f"no inverse model fits {env.synth.name!r} at these settings: pass inverse_model")
+    if "ppo" not in methods and "inverse+ppo" not in methods:
+        policy = None
+    env_from_guess = None
+    if policy is not None and "inverse+ppo" in methods:
+        env_from_guess = SoundMatchEnv(**env_kwargs_for_eval(config, **overrides, init="inverse", inverse_model=model,
+                                                             inverse_starts=n_starts(budget)))  # fmt: skip
     if policy is not None:
         check_compatible(policy, env)
     if targets == "random":
@@ -98,14 +124,28 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
             for method in all_methods:
                 if method == "ppo":
                     found[method] = policy_search(env, policy, budget, opt, seed=seed + i)
+                elif method == "inverse+ppo":
+                    found[method] = policy_search(env_from_guess, policy, budget, opt, seed=seed + i)
+                    env_from_guess.reset(seed=seed + i, options=opt)
                 elif method == "random_policy":
                     rp = Policy(RandomPolicy(dim, seed + i), None, None, config)
                     found[method] = policy_search(env, rp, budget, opt, seed=seed + i)
                 else:
                     env.reset(seed=seed + i, options=opt)
                     name, _, k = method.partition("@")
-                    x0 = env.search_x
-                    found[method] = run_search(name, lambda X: env.score(X)[0], dim, int(k or budget), seed + i, x0)
+                    starts = None
+                    if name.startswith("inverse"):
+                        starts = model.starts(env.target_analysis.logmel)[0][:, env.search_index]
+                        name = name.partition("+")[2]
+                        starts = starts[: budget if not name else n_starts(budget)]
+                    objective = (lambda X: env.score(X)[0])  # noqa: E731
+                    if not name:  # the guesses alone
+                        t = Tracker(objective, len(starts))
+                        t(starts)
+                        found[method] = t.result()
+                    else:
+                        found[method] = run_search(name, objective, dim, int(k or budget), seed + i, env.search_x,
+                                                   starts)  # fmt: skip
                 bar.update(1)
             env.reset(seed=seed + i, options=opt)  # measure every best candidate against this target
             target_desc = env.target.description
@@ -126,6 +166,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     finally:
         bar.close()
         env.close()
+        if env_from_guess is not None:
+            env_from_guess.close()
     metric_names = [m for m in ("logmel_l1", "mfcc_l1", "lsd", "multiscale", "server_l1", "param_mae")
                     if m in next(iter(results.values()))]  # fmt: skip
     table = markdown_table(results, metric_names)
@@ -150,3 +192,17 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     return {"out": str(out_dir), "summary": summary, "table": table}
 
 
+
+
+def _inverse_for(env: SoundMatchEnv, path, log):
+    """The inverse model that fits ``env`` (``path``, else the synth's shipped one), or None."""
+    if env.features != "audio":
+        return None
+    try:
+        model = load_model(path, env.synth.name)
+        if model is not None:
+            model.check_fits(env.synth, env.sample_rate, env.duration)
+        return model
+    except SynthenvError as exc:
+        log(f"no inverse-model methods: {exc}")
+        return None

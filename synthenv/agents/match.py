@@ -17,17 +17,30 @@ from synthenv.agents.search import METHODS, SearchResult, Tracker, explore, run_
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
+from synthenv.inverse import InverseModel, load_model, require_model
 from synthenv.patch import patch_scd
 from synthenv.synths import available_synths, get_synth
 
 #: the distance a match minimises unless told otherwise (see synthenv.distances)
 MATCH_DISTANCE = "audible"
+DEFAULT_BUDGET = 200
 
 
-def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget: int = 200,
+def n_starts(budget: int) -> int:
+    """How many of the inverse model's starts (:meth:`~synthenv.inverse.InverseModel.starts`: its
+    guesses and nearest bank rows, interleaved) a search renders first: 16, at most a third of the
+    budget, at least one."""
+    from synthenv.inverse import BANK_STARTS, NET_STARTS
+
+    return int(min(NET_STARTS + BANK_STARTS, max(1, budget // 3)))
+INITS = ("cold", "inverse")
+
+
+def match(target: str | Path, synth: str = "auto", method: str | None = None, budget: int | None = None,
           policy: str | Path | None = None, backend: str = "nrt", out_dir: str | Path = "match",
           seed: int = 0, sample_rate: int = 22050, duration: float = 1.0, log=print,
-          progress: Callable[[int, float], None] | None = None, distance: str | None = None) -> dict:  # fmt: skip
+          progress: Callable[[int, float], None] | None = None, distance: str | None = None,
+          init: str | None = None, inverse_model: str | Path | None = None) -> dict:  # fmt: skip
     """Search ``budget`` renders for the closest match to ``target``; write ``match.wav`` (rendered by
     ``backend``, at the target's loudness), ``params.json`` (physical units), ``patch.scd`` (the
     SynthDef and a ``Synth(...)`` line with the matched values, runnable in sclang) and
@@ -37,11 +50,24 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
     was trained with). With ``synth="auto"`` the budget is shared: a space-filling probe of every synth
     first (about a quarter of the budget in all), then the rest on the synth whose probe came closest.
     ``progress(renders, best_distance)``, if given, is called after every batch of renders; an
-    exception it raises stops the match (e.g. a cancellation)."""
-    if budget < 1:
-        raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
-    if method not in (*METHODS, "ppo"):
-        raise SynthenvError(f"unknown method {method!r}; choose from ppo, {', '.join(METHODS)}")
+    exception it raises stops the match (e.g. a cancellation).
+
+    Where a match starts (``init``): "inverse" renders the inverse model's starts first
+    (:mod:`synthenv.inverse`: its network's guesses and the nearest rows of its bank, interleaved;
+    :func:`n_starts` of them) and the method refines from the closest; "cold" starts from nothing
+    (the searches explore first). With neither
+    ``method`` nor ``init`` given, a match is CMA-ES from the inverse model's guesses wherever the
+    synth has a model (the shipped ones, or ``inverse_model``); an explicit ``method`` starts cold
+    unless ``init="inverse"``. ``method="inverse"`` is the guesses alone (default budget: one render
+    per synth)."""
+    default = method is None and init is None
+    method = method or "cmaes"
+    if method not in (*METHODS, "ppo", "inverse"):
+        raise SynthenvError(f"unknown method {method!r}; choose from ppo, inverse, {', '.join(METHODS)}")
+    if init is not None and init not in INITS:
+        raise SynthenvError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
+    if method == "inverse" and init == "cold":
+        raise SynthenvError("--method inverse is the inverse model's guess: it cannot start cold")
     target = Path(target)
     if not target.is_file():
         raise SynthenvError(f"target file not found: {target}")
@@ -57,6 +83,11 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
     else:
         synths = available_synths() if synth == "auto" else [get_synth(synth).name]
         distances.get_distance(distance or MATCH_DISTANCE)  # an unknown name: an error before any render
+    if budget is None:
+        budget = len(synths) if method == "inverse" else DEFAULT_BUDGET
+    if budget < 1:
+        raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
+    models = _inverse_models(synths, method, init, default, inverse_model, sample_rate, duration, log)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done = {"renders": 0, "best": float("inf")}  # over every synth tried
@@ -69,8 +100,11 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
 
     def make_env(name: str) -> SoundMatchEnv:
         if pol is not None:
+            start = {}
+            if models.get(name) is not None:
+                start = {"init": "inverse", "inverse_model": inverse_model, "inverse_starts": n_starts(budget)}
             env = SoundMatchEnv(**env_kwargs_for_eval(pol.config, backend=backend, targets=str(target),
-                                                     sample_rate=sample_rate, duration=duration))  # fmt: skip
+                                                     sample_rate=sample_rate, duration=duration, **start))  # fmt: skip
             check_compatible(pol, env)
         else:
             env = SoundMatchEnv(synth=name, backend=backend, targets=str(target), sample_rate=sample_rate,
@@ -78,6 +112,12 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
                                 distance=distance or MATCH_DISTANCE)  # fmt: skip
         env.reset(seed=seed, options={"target_index": 0})
         return env
+
+    def guesses(name: str, n: int) -> np.ndarray | None:
+        if models.get(name) is None:
+            return None
+        env = envs[name]
+        return models[name].starts(env.target_analysis.logmel)[0][: max(1, n)][:, env.search_index]
 
     def objective(env: SoundMatchEnv):
         def score(X):
@@ -94,26 +134,42 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
         name, probe = synths[0], None
         left = budget
         if len(synths) > 1:  # auto: probe every synth, then spend the rest on the closest
-            name, probe, used = _pick_synth(envs, budget, seed, objective)
+            name, probe, used = _pick_synth(envs, budget, seed, objective, guesses, method == "inverse")
             left -= used
-            log(f"auto: probed {', '.join(f'{s} {d:.3f}' for s, (_, d) in probe.items())} "
+            log(f"auto: probed {', '.join(f'{s} {p[1]:.3f}' for s, p in probe.items())} "
                 f"({used} renders); {left} renders for {name}")  # fmt: skip
         env = envs[name]
         if pol is not None:
             res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed,
-                                on_step=lambda step, info: report(1, info["distance"]))  # fmt: skip
+                                on_step=lambda step, info: report(env.start_renders if step == 0 else 1,
+                                                                  info["distance"]))  # fmt: skip
+        elif method == "inverse":
+            res = None
+            if left:
+                t = Tracker(objective(env), left)
+                t(guesses(name, left))
+                res = t.result()
         else:
+            starts, known = guesses(name, n_starts(budget)), None
+            if probe is not None and starts is not None:  # the probe rendered the first starts
+                known = probe[name][2]
+                starts = starts[len(known[0]) :]
             x0 = env.search_x if probe is None else probe[name][0]
-            res = run_search(method, objective(env), len(env.search_index), left, seed, x0) if left else None
-            if probe is not None and (res is None or probe[name][1] <= res.distance):
-                res = SearchResult(probe[name][0], probe[name][1], 0)
+            total = left + (0 if known is None else len(known[0]))
+            res = (run_search(method, objective(env), len(env.search_index), total, seed, x0, starts, known)
+                   if left else None)  # fmt: skip
+        if probe is not None and (res is None or probe[name][1] <= res.distance):
+            res = SearchResult(probe[name][0], probe[name][1], 0)
         env.reset(seed=seed, options={"target_index": 0})
         target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
         metrics, audio, logmel = measure(env, res.x)
         params = env.full_params(res.x)
-        best = {"synth": name, "method": method, "distance": res.distance, "distance_name": env.distance,
+        started = "inverse" if models.get(name) is not None else "cold"
+        best = {"synth": name, "method": method, "init": started, "distance": res.distance,
+                "distance_name": env.distance,
                 "metrics": metrics, "params": params, "renders": done["renders"], "f0": env.target.f0}  # fmt: skip
-        log(f"{name:<12} {method} best {env.distance} after {done['renders']} renders: {res.distance:.3f}")
+        log(f"{name:<12} {method} ({started} start) best {env.distance} after {done['renders']} renders: "
+            f"{res.distance:.3f}")  # fmt: skip
         best_audio = _raw_render(env, params)
         best_logmel = (env.target_analysis.logmel[0], logmel)
     finally:
@@ -137,20 +193,62 @@ def match(target: str | Path, synth: str = "auto", method: str = "cmaes", budget
     return best
 
 
-def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objective) -> tuple[str, dict, int]:
-    """Probe every synth with the same space-filling batch (its defaults first): ``k`` renders each,
-    about a quarter of ``budget`` in all and at least one render left for the search. Returns the
-    closest synth, ``{synth: (best x, its distance)}`` and the renders used."""
+def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objective, guesses,
+                only_guesses: bool = False) -> tuple[str, dict, int]:  # fmt: skip
+    """Probe every synth with ``k`` renders each, about a quarter of ``budget`` in all and at least one
+    render left for the search: the inverse model's first starts where the synth has a model, else the
+    same space-filling batch (its defaults first). With ``only_guesses`` (method inverse) the whole
+    budget goes to guesses. Returns the closest synth, ``{synth: (best x, its distance, (X, d) rendered)}``
+    and the renders used."""
     n = len(envs)
     if budget < n:
         raise SynthenvError(f"--synth auto needs a budget of at least {n} renders (one per synth), got {budget}")
-    k = max(1, min(max(4, budget // (4 * n)), (budget - 1) // n))
-    probe = {}
+    k = budget // n if only_guesses else max(1, min(max(4, budget // (4 * n)), (budget - 1) // n))
+    probe, used = {}, 0
     for name, env in envs.items():
-        t = Tracker(objective(env), k)
-        explore(t, len(env.search_index), k, seed, env.search_x)
-        probe[name] = (t.best_x, t.best_d)
-    return min(probe, key=lambda s: probe[s][1]), probe, n * k
+        g = guesses(name, k)
+        score = objective(env)
+        rendered = []
+
+        def record(X, score=score, rendered=rendered):
+            d = score(X)
+            rendered.append((np.atleast_2d(X)[: len(d)], d))
+            return d
+
+        t = Tracker(record, k if g is None else len(g))
+        if g is None:
+            explore(t, len(env.search_index), k, seed, env.search_x)
+        else:
+            t(g)
+        X = np.concatenate([np.clip(a, 0.0, 1.0) for a, _ in rendered])
+        probe[name] = (t.best_x, t.best_d, (X, np.concatenate([d for _, d in rendered])))
+        used += len(t.curve)
+    return min(probe, key=lambda s: probe[s][1]), probe, used
+
+
+def _inverse_models(synths: list[str], method: str, init: str | None, default: bool, path, sample_rate: int,
+                    duration: float, log) -> dict[str, InverseModel | None]:  # fmt: skip
+    """The inverse model of each synth a match starts from (None: starts cold). Asked for (``--method
+    inverse``, ``--init inverse``): every synth needs one that fits, else an error. By default: the
+    synths whose model fits; the others start cold."""
+    if init == "cold" or not (default or init == "inverse" or method == "inverse"):
+        return {}
+    if path is not None and len(synths) > 1:
+        raise SynthenvError("--inverse-model is one synth's model: give --synth too")
+    models = {}
+    for name in synths:
+        if default:
+            try:
+                models[name] = load_model(path, name)
+                if models[name] is not None:
+                    models[name].check_fits(name, sample_rate, duration)
+            except SynthenvError as exc:
+                log(f"{name}: starting cold ({exc})")
+                models[name] = None
+        else:
+            models[name] = require_model(path, name)
+            models[name].check_fits(name, sample_rate, duration)
+    return models
 
 
 def _raw_render(env: SoundMatchEnv, params: dict[str, float]) -> np.ndarray:

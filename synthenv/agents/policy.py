@@ -99,18 +99,20 @@ def load_policy(run_dir: str | Path, checkpoint: str | None = None) -> Policy:
 
 def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict | None = None,
                   seed: int = 0, on_step=None) -> SearchResult:  # fmt: skip
-    """Reset ``env`` on a target (``options``) and let the policy act for ``budget - 1`` steps: the
-    starting sound is its first render, each step one more. Returns the best candidate rendered.
+    """Reset ``env`` on a target (``options``) and let the policy act for ``budget - start`` steps:
+    the reset spends ``start = env.start_renders`` renders on the starting sound (one, or the inverse
+    model's starts), each step one more. Returns the best candidate rendered.
     ``on_step(step, info)``, if given, is called after the reset (step 0) and after every step."""
-    if budget < 1:
-        raise ValueError(f"budget must be at least 1 render, got {budget}")
+    start_renders = getattr(env, "start_renders", 1)
+    if budget < start_renders:
+        raise ValueError(f"budget must be at least {start_renders} render(s) (the env's start), got {budget}")
     obs, info = env.reset(seed=seed, options=options)
     if on_step is not None:
         on_step(0, info)
     best_d, best_x = info["distance"], env.search_x
-    curve = [best_d]
+    curve = [best_d] * start_renders
     state, start = None, np.ones((1,), dtype=bool)
-    for step in range(1, budget):
+    for step in range(1, budget - start_renders + 1):
         action, state = policy.act(obs, state, start)
         start = np.zeros((1,), dtype=bool)
         obs, _, terminated, truncated, info = env.step(action)

@@ -72,7 +72,7 @@ def _take_rows(ep: Episodes, rows: np.ndarray) -> Episodes:
     """The episodes ``rows`` of ``ep`` as their own batch (arrays copied)."""
     return Episodes(
         [ep.targets[i] for i in rows], ep.target.take(rows), ep.x[rows], ep.current.take(rows), ep.d0[rows],
-        ep.d[rows], ep.steps[rows], ep.success[rows],
+        ep.d[rows], ep.steps[rows], ep.success[rows], None if ep.guess is None else ep.guess[rows],
     )  # fmt: skip
 
 

@@ -1,0 +1,269 @@
+"""Inverse models: training lowers the loss, the numpy forward pass equals torch's, the shipped models
+load and guess on every backend, and every place a match starts can start from the guess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import needs_scsynth, pluck
+
+from synthenv import inverse
+from synthenv.env import SoundMatchEnv
+from synthenv.errors import ConfigError
+from synthenv.synths import BUILTIN_SYNTHS
+
+ROOT = Path(__file__).resolve().parent.parent
+EVIDENCE_FM = ROOT / "docs" / "evidence" / "fm"
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "synthenv.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rec") / "pluck.wav"
+    soundfile.write(path, pluck(330.0, 22050, 1.0), 22050)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny fm model trained through the CLI on a tiny dataset."""
+    from synthenv.dataset import write_dataset
+
+    root = tmp_path_factory.mktemp("inv")
+    write_dataset(root / "data", "fm", 1200, seed=3, progress=False, log=lambda m: None)
+    out = root / "fm.npz"
+    r = cli("fit-inverse", "--data", str(root / "data"), "--epochs", "4", "--hypotheses", "3", "--hidden", "32",
+            "--no-progress", "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_a_tiny_fit_lowers_its_loss_and_reports_held_out_numbers(tiny_model):
+    m = inverse.InverseModel.load(tiny_model)
+    hist = m.meta["training"]["history"]
+    assert len(hist) == 4 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["holdout_loss"] < hist[0]["holdout_loss"]
+    rep = m.meta["report"]
+    # even a tiny model guesses better than chance, and the closest of K beats the best-scored one
+    assert rep["param_mae_first"] < rep["param_mae_random"]
+    assert rep["param_mae_best_of_3"] <= rep["param_mae_first"]
+    assert rep["guess_logmel_l1_best_of_3"] <= rep["guess_logmel_l1_first"]
+    assert m.synth == "fm" and m.hypotheses == 3
+
+
+def test_numpy_forward_pass_equals_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = inverse._torch_net(40, 16, 2, 3, 6)
+    net.in_mean.copy_(torch.randn(40))
+    net.in_std.copy_(torch.rand(40) + 0.5)
+    w = inverse._weights_from(net)
+    meta = {"hypotheses": 3, "param_names": list("abcdef"), "layers": 2, "n_inputs": 40, "synth": "x"}
+    m = inverse.InverseModel(meta, w)
+    x = np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32)
+    with torch.no_grad():
+        hyp_t, sc_t = net(torch.from_numpy(x))
+    # the numpy pass from the inputs on (model_input is the same function for both)
+    m.meta["n_inputs"] = 40
+    import synthenv.inverse as inv
+
+    orig = inv.model_input
+    inv.model_input = lambda lm: lm
+    try:
+        hyp, sc = m.predict(x)
+    finally:
+        inv.model_input = orig
+    np.testing.assert_allclose(hyp, hyp_t.numpy(), atol=2e-5)
+    np.testing.assert_allclose(sc, sc_t.numpy(), atol=2e-4)
+
+
+def test_multiple_choice_loss_does_not_punish_one_of_two_equivalent_answers():
+    """Two targets equally likely for the same sound: a model that covers both with two hypotheses
+    has zero min-error; a single averaged answer is punished."""
+    torch = pytest.importorskip("torch")
+    target = torch.tensor([[0.2, 0.8], [0.8, 0.2]])
+    both = torch.tensor([[[0.2, 0.8], [0.8, 0.2]]] * 2)
+    avg = torch.tensor([[[0.5, 0.5], [0.5, 0.5]]] * 2)
+    scores = torch.zeros(2, 2)
+    loss_both, _ = inverse.multiple_choice_loss(both, scores, target, mean_share=0.0)
+    loss_avg, _ = inverse.multiple_choice_loss(avg, scores, target, mean_share=0.0)
+    ce = 0.1 * np.log(2)
+    assert float(loss_both) == pytest.approx(ce, abs=1e-6)
+    assert float(loss_avg) == pytest.approx(0.3 + ce, abs=1e-6)
+
+
+@pytest.mark.parametrize("synth", BUILTIN_SYNTHS)
+def test_shipped_models_are_small_load_and_guess_better_than_the_defaults(synth):
+    path = inverse.shipped_model_path(synth)
+    assert path is not None, f"no shipped inverse model for {synth}"
+    assert path.stat().st_size < 8e6  # "a few MB": 4-5 MB today
+    m = inverse.InverseModel.load(path)
+    m.check_fits(synth, 22050, 1.0)
+    rep = m.meta["report"]
+    assert rep["guess_logmel_l1_first"] < rep["random_logmel_l1_first"]
+    # in the env, starting from the guess is closer than starting from the defaults (same targets)
+    cold = SoundMatchEnv(synth=synth, distance="logmel_l1")
+    warm = SoundMatchEnv(synth=synth, distance="logmel_l1", init="inverse")
+    try:
+        d_cold = [cold.reset(seed=s)[1]["distance"] for s in range(8)]
+        d_warm = [warm.reset(seed=s)[1]["distance"] for s in range(8)]
+    finally:
+        cold.close()
+        warm.close()
+    assert np.mean(d_warm) < np.mean(d_cold)
+
+
+@needs_scsynth
+@pytest.mark.parametrize("backend", ["nrt", "live"])
+def test_shipped_model_guesses_render_on_scsynth_backends(backend, recording):
+    """The guess for a recording, rendered by scsynth (NRT: the env starts there; live: the same params
+    on a real-time server give the same analysis frames as NRT)."""
+    if backend == "nrt":
+        env = SoundMatchEnv(synth="fm", backend="nrt", targets=str(recording), init="inverse")
+        try:
+            _, info = env.reset(seed=0, options={"target_index": 0})
+            m = inverse.load_model(None, "fm")
+            g = m.guesses(env.target_analysis.logmel)[0, 0, env.search_index]
+            np.testing.assert_allclose(env.search_x, g)
+            assert np.isfinite(info["distance"])
+        finally:
+            env.close()
+        return
+    from synthenv.backends import make_backend
+    from synthenv.features import scale_server_frames, server_summary
+
+    env = SoundMatchEnv(synth="fm", targets=str(recording), init="inverse")
+    try:
+        env.reset(seed=0, options={"target_index": 0})
+        params = env.synth.denormalize(env.full_x(env.search_x))[None]
+        spec = env.synth
+    finally:
+        env.close()
+    live = make_backend("live")
+    try:
+        frames_live = live.render(spec, params).frames
+    finally:
+        live.close()
+    frames_nrt = make_backend("nrt", server_features=True).render(spec, params).frames
+    a, b = server_summary(scale_server_frames(frames_live)), server_summary(scale_server_frames(frames_nrt))
+    assert np.abs(a - b).max() < 1e-3  # the live backend's documented tolerance against NRT
+
+
+@pytest.mark.parametrize("method", ["cmaes", "random", "hillclimb", "inverse"])
+def test_every_search_starts_from_the_guess(method, recording, tmp_path):
+    out = tmp_path / method
+    r = cli("match", str(recording), "--synth", "fm", "--method", method, "--init", "inverse", "--budget", "12",
+            "--backend", "numpy", "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "result.json").read_text())
+    assert res["init"] == "inverse" and res["renders"] == 12
+    assert "inverse start" in r.stdout
+
+
+def test_default_match_starts_from_the_guess_and_cold_when_asked(recording, tmp_path):
+    r = cli("match", str(recording), "--synth", "fm", "--budget", "10", "--backend", "numpy", "-o", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["init"] == "inverse"
+    r = cli("match", str(recording), "--synth", "fm", "--method", "cmaes", "--budget", "10", "--backend", "numpy",
+            "-o", str(tmp_path / "b"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["init"] == "cold"
+
+
+def test_method_inverse_is_one_render_and_auto_probes_every_synth_with_guesses(recording, tmp_path):
+    r = cli("match", str(recording), "--synth", "fm", "--method", "inverse", "--backend", "numpy", "-o",
+            str(tmp_path / "one"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "one" / "result.json").read_text())["renders"] == 1
+    r = cli("match", str(recording), "--budget", "40", "--backend", "numpy", "-o", str(tmp_path / "auto"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "auto" / "result.json").read_text())
+    assert res["renders"] == 40 and res["init"] == "inverse"
+    for synth in BUILTIN_SYNTHS:
+        assert synth in r.stdout
+
+
+def test_ppo_starts_from_the_guess(recording, tmp_path):
+    pytest.importorskip("stable_baselines3")
+    r = cli("match", str(recording), "--method", "ppo", "--policy", str(EVIDENCE_FM), "--init", "inverse",
+            "--budget", "6", "--backend", "numpy", "-o", str(tmp_path / "ppo"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "ppo" / "result.json").read_text())["init"] == "inverse"
+
+
+def test_eval_compares_the_inverse_methods_at_equal_budgets(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from synthenv.agents.evaluate import evaluate
+
+    out = evaluate(EVIDENCE_FM, n=2, budget=8, reference_budget=0, out=tmp_path, progress=False, examples=0,
+                   log=lambda *a: None)  # fmt: skip
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    methods = {r["method"] for r in rows}
+    assert {"inverse", "inverse+cmaes", "inverse+random", "inverse+hillclimb", "inverse+ppo", "ppo"} <= methods
+    for row in rows:
+        assert row["renders"] <= 8
+    assert "inverse+cmaes" in out["table"]
+
+
+def test_episodes_can_start_at_the_closest_of_several_starts():
+    one = SoundMatchEnv(synth="fm", init="inverse")
+    many = SoundMatchEnv(synth="fm", init="inverse", inverse_starts=8)
+    try:
+        assert (one.start_renders, many.start_renders) == (1, 8)
+        for seed in range(4):
+            d1 = one.reset(seed=seed)[1]["distance"]
+            d8 = many.reset(seed=seed)[1]["distance"]
+            assert d8 <= d1 + 1e-9  # the closest of 8 starts, the first of which is the single start
+            # the start it reports is the one it rendered
+            d, _ = many.score(many.search_x[None])
+            assert d[0] == pytest.approx(d8, abs=1e-6)
+    finally:
+        one.close()
+        many.close()
+    with pytest.raises(ConfigError, match="init='inverse' only"):
+        SoundMatchEnv(synth="fm", inverse_starts=4)
+
+
+def test_observe_guess_appends_the_guess(tmp_path):
+    env = SoundMatchEnv(synth="fm", observe_guess=True)
+    plain = SoundMatchEnv(synth="fm")
+    try:
+        obs, _ = env.reset(seed=1)
+        a = len(env.search_index)
+        assert env.observation_space.shape[0] == plain.observation_space.shape[0] + a
+        m = inverse.load_model(None, "fm")
+        np.testing.assert_allclose(obs[-a:], m.guesses(env.target_analysis.logmel)[0, 0, env.search_index], atol=1e-6)
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
+        plain.close()
+
+
+def test_bad_models_and_requests_are_clear_errors(tmp_path, recording):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="not a synthenv inverse model"):
+        inverse.InverseModel.load(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        inverse.InverseModel.load(tmp_path / "missing.npz")
+    with pytest.raises(ConfigError, match="trained on 'fm'"):
+        SoundMatchEnv(synth="subtractive", init="inverse", inverse_model=str(inverse.shipped_model_path("fm")))
+    with pytest.raises(ConfigError, match="features='audio'"):
+        SoundMatchEnv(synth="fm", backend="nrt", features="server", init="inverse")
+    with pytest.raises(ConfigError, match="reads 1 s at 22050 Hz"):
+        SoundMatchEnv(synth="fm", init="inverse", duration=0.5)
+    r = cli("match", str(recording), "--synth", "fm", "--method", "inverse", "--init", "cold", "-o",
+            str(tmp_path / "x"))  # fmt: skip
+    assert r.returncode == 2 and "cannot start cold" in r.stderr
+    r = cli("fit-inverse", "--data", str(tmp_path), "-o", str(tmp_path / "m.npz"))
+    assert r.returncode == 2 and "holds no dataset" in r.stderr
