@@ -33,7 +33,7 @@ def main() -> None:
         print(f"| {m.synth} | {tr['rows']:,} | {tr['epochs']} | {p.stat().st_size / 1e6:.1f} MB | " + " | ".join(cells)
               + " |")  # fmt: skip
     print()
-    for p, m in models:
+    for _, m in models:
         print(f"- {m.synth} ({m.meta['training']['seconds']:.0f} s of training): `{m.meta['reproduce']}`")
 
 

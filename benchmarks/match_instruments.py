@@ -2,7 +2,8 @@
 """`synthenv match` on notes of sampled real instruments: CMA-ES vs the best of as many random patches.
 
     .venv/bin/python benchmarks/match_instruments.py [--sets fluidr3,timgm6mb] [--budget 200]
-        [--synths fm,subtractive,additive,auto] [--distances audible,logmel_l1] [--json out.json]
+        [--synths fm,subtractive,additive,auto] [--distances audible,logmel_l1] [--init cold|inverse]
+        [--json out.json]
 
 Two sets of 20 General MIDI instruments (one 1 s note each), rendered with fluidsynth from two
 SoundFonts of different origin: FluidR3 GM (Debian ``fluid-soundfont-gm``) and TimGM6mb (Debian
@@ -125,13 +126,15 @@ def random_patches(note: Path, synth: str, n: int, distance: str, backend: str, 
         env.close()
 
 
-def matched(note: Path, synth: str, budget: int, distance: str, backend: str, out: Path) -> tuple[str, dict]:
-    """``synthenv match`` (CMA-ES) of the note: (the synth used, its best re-measured on all distances)."""
+def matched(note: Path, synth: str, budget: int, distance: str, backend: str, out: Path,
+            init: str = "cold") -> tuple[str, dict]:  # fmt: skip
+    """``synthenv match`` (CMA-ES, from a cold start or the inverse model's starts) of the note: (the synth
+    used, its best re-measured on all distances)."""
     from synthenv.agents.match import match
     from synthenv.env import SoundMatchEnv
 
     best = match(note, synth=synth, method="cmaes", budget=budget, backend=backend, out_dir=out,
-                 distance=distance, log=lambda *a: None)  # fmt: skip
+                 distance=distance, log=lambda *a: None, init=init)  # fmt: skip
     env = SoundMatchEnv(synth=best["synth"], backend=backend, targets=str(note), distance=distance)
     try:
         env.reset(options={"target_index": 0})
@@ -152,6 +155,8 @@ def main() -> None:
     ap.add_argument("--distances", default="audible,logmel_l1", help="objectives to compare (the first is the default)")
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--backend", default="numpy")
+    ap.add_argument("--init", default="cold", choices=["cold", "inverse"],
+                    help="where CMA-ES starts: cold (explores first; default) or inverse (the model's starts)")
     ap.add_argument("--json", type=Path, help="also write every result here")
     args = ap.parse_args()
     only = args.only.split(",") if args.only else None
@@ -175,12 +180,13 @@ def main() -> None:
         else:
             print(f"fluidsynth or a SoundFont is missing: using the notes in {INSTRUMENTS_DIR}", file=sys.stderr)
             files = {"shipped": sorted(INSTRUMENTS_DIR.glob("*.wav"))}
-        print(f"cmaes@{args.budget} vs the best of {args.budget} random patches, {args.backend} backend")
+        print(f"cmaes@{args.budget} ({args.init} start) vs the best of {args.budget} random patches, "
+              f"{args.backend} backend")  # fmt: skip
         for set_name, notes in files.items():
             for f in notes:
                 for s in synths:
                     for obj in objectives:
-                        used, cma = matched(f, s, args.budget, obj, args.backend, Path(tmp) / "out")
+                        used, cma = matched(f, s, args.budget, obj, args.backend, Path(tmp) / "out", args.init)
                         rnd = random_patches(f, used, args.budget, obj, args.backend)
                         rows.append({"set": set_name, "note": f.stem, "synth": s, "used": used, "objective": obj,
                                      "cmaes": cma, "random": rnd, "ratio": cma[obj] / rnd[obj]})  # fmt: skip

@@ -267,3 +267,24 @@ def test_bad_models_and_requests_are_clear_errors(tmp_path, recording):
     assert r.returncode == 2 and "cannot start cold" in r.stderr
     r = cli("fit-inverse", "--data", str(tmp_path), "-o", str(tmp_path / "m.npz"))
     assert r.returncode == 2 and "holds no dataset" in r.stderr
+
+
+@pytest.mark.parametrize("method", ["cmaes", "random", "hillclimb"])
+def test_searches_from_starts_spend_the_budget_and_keep_the_best_start(method):
+    from synthenv.agents.search import run_search
+
+    target = np.array([0.3, 0.7, 0.5])
+    calls = []
+
+    def objective(X):
+        calls.append(len(X))
+        return np.abs(np.asarray(X) - target).sum(axis=1) * 10
+
+    starts = np.array([[0.31, 0.69, 0.52], [0.9, 0.1, 0.9]])
+    known = (np.array([[0.0, 0.0, 0.0]]), np.array([15.0]))
+    res = run_search(method, objective, 3, 20, 0, starts=starts, known=known)
+    assert res.renders == 20 and sum(calls) == 19  # the known render counts, and is not rendered again
+    assert calls[0] == 2  # the starts come first, in one batch
+    assert res.distance <= objective(starts[:1])[0]
+    if method != "random":  # a local search from a start near the optimum gets closer still
+        assert res.distance < objective(starts[:1])[0]

@@ -112,6 +112,20 @@ def test_match_reports_progress_then_params(server, note):
     assert abs(flat[1] - 196.0) < 3  # the pitch of the note
 
 
+def test_the_inverse_model_answers_in_one_render_and_the_default_starts_from_it(server, note):
+    c = Client(server)
+    c.send("/synthenv/match", 4, str(note), "subtractive", 1, "inverse")
+    _, before = c.until("/synthenv/params", 4)
+    progress = [m.params for m in before if m.address == "/synthenv/progress"]
+    assert [p[1] for p in progress] == [1]
+    guess = progress[0][2]
+    # the default (no method) renders the model's starts first, the network's best guess among them
+    c.send("/synthenv/match", 5, str(note), "subtractive", 20)
+    _, before = c.until("/synthenv/params", 5)
+    first = next(m.params for m in before if m.address == "/synthenv/progress")
+    assert first[1] > 1 and first[2] <= guess + 1e-6
+
+
 def test_several_requests_in_flight_and_cancel(server, note):
     a, b = Client(server), Client(server)
     a.send("/synthenv/match", 1, str(note), "fm", 100000)  # far more than it will get to do

@@ -118,6 +118,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     results: dict[str, dict[str, list[float]]] = {m: {} for m in all_methods}
     bar = progress_bar(len(options) * len(all_methods), "evaluating", "search", progress)
     dim = len(env.search_index)
+    # a cold search starts from the synth's defaults, also when the policy's env starts at the guess
+    cold_x0 = env.synth.normalize(env.synth.defaults)[env.search_index]
     try:
         for i, opt in enumerate(options):
             found: dict[str, SearchResult] = {}
@@ -144,7 +146,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                         t(starts)
                         found[method] = t.result()
                     else:
-                        found[method] = run_search(name, objective, dim, int(k or budget), seed + i, env.search_x,
+                        found[method] = run_search(name, objective, dim, int(k or budget), seed + i, cold_x0,
                                                    starts)  # fmt: skip
                 bar.update(1)
             env.reset(seed=seed + i, options=opt)  # measure every best candidate against this target
