@@ -74,9 +74,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     print(f"synthenv {synthenv.__version__} on Python {sys.version.split()[0]}")
     print("python packages:")
-    for mod in ("numpy", "scipy", "gymnasium", "librosa", "soundfile", "pythonosc", "numba"):
+    for mod in ("numpy", "scipy", "gymnasium", "librosa", "soundfile", "pythonosc", "numba", "pyarrow", "cma",
+                "matplotlib"):  # fmt: skip
         print(f"  {mod:<18} {_version(mod) or 'MISSING (core dependency)'}")
-    for mod in ("torch", "stable_baselines3", "sb3_contrib", "cma", "matplotlib"):
+    for mod in ("torch", "stable_baselines3", "sb3_contrib"):
         print(f"  {mod:<18} {_version(mod) or TRAIN_HINT}")
     print("programs:")
     for prog in ("scsynth", "sclang", "jackd"):
@@ -391,9 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("target", help="an audio file")
     p.add_argument("--synth", default="auto", help="a synth name, or auto: probe every synth, refine the closest")
-    p.add_argument("--method", choices=["cmaes", "random", "hillclimb", "ppo", "inverse"],
-                   help="search method (default cmaes, started from the inverse model's guesses where the synth has "
-                   "one); inverse: the model's guesses alone")
+    p.add_argument("--method",
+                   help="cmaes, random, hillclimb, ppo or inverse (default cmaes, started from the inverse model's "
+                   "starts where the synth has one); inverse: the model's guesses alone")
     p.add_argument("--init", choices=["inverse", "cold"],
                    help="where the search starts: inverse (the model's first guesses, rendered first) or cold "
                    "(explore first). Default: inverse when --method is not given and the synth has a model, else cold")

@@ -95,7 +95,8 @@ def test_eval_compares_every_method_at_equal_budgets(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
     methods = {row["method"] for row in rows}
-    assert methods == {"ppo", "random_policy", "random", "hillclimb", "cmaes", "cmaes@20"}
+    inverse = {"inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes", "inverse+ppo"}  # fm ships a model
+    assert methods == {"ppo", "random_policy", "random", "hillclimb", "cmaes", "cmaes@20", *inverse}
     for row in rows:
         assert row["renders"] == (20 if row["method"] == "cmaes@20" else 6)
         assert {"logmel_l1", "mfcc_l1", "lsd", "multiscale", "param_mae"} <= set(row)

@@ -167,7 +167,7 @@ def test_every_search_starts_from_the_guess(method, recording, tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads((out / "result.json").read_text())
     assert res["init"] == "inverse" and res["renders"] == 12
-    assert "inverse start" in r.stdout
+    assert "(inverse start)" in r.stdout
 
 
 def test_default_match_starts_from_the_guess_and_cold_when_asked(recording, tmp_path):

@@ -168,8 +168,8 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         best = {"synth": name, "method": method, "init": started, "distance": res.distance,
                 "distance_name": env.distance,
                 "metrics": metrics, "params": params, "renders": done["renders"], "f0": env.target.f0}  # fmt: skip
-        log(f"{name:<12} {method} ({started} start) best {env.distance} after {done['renders']} renders: "
-            f"{res.distance:.3f}")  # fmt: skip
+        log(f"{name:<12} {method} best {env.distance} after {done['renders']} renders: {res.distance:.3f} "
+            f"({started} start)")  # fmt: skip
         best_audio = _raw_render(env, params)
         best_logmel = (env.target_analysis.logmel[0], logmel)
     finally:
