@@ -209,6 +209,7 @@ class AgentServer:
                 raise Cancelled(f"match {rid} cancelled")
             self.reply(sender, "/synthenv/progress", rid, int(renders), float(best))
 
+        final: tuple = ("/synthenv/error", rid, "internal error: no reply")
         try:
             if flag.is_set():
                 raise Cancelled(f"match {rid} cancelled")
@@ -218,18 +219,19 @@ class AgentServer:
                              policy=self.policy, backend=self.backend, out_dir=out, log=lambda *a: None,
                              progress=progress, inverse_model=inv)  # fmt: skip
             flat = [a for name, value in best["params"].items() for a in (name, float(value))]
-            self.reply(sender, "/synthenv/params", rid, best["synth"], *flat)
+            final = ("/synthenv/params", rid, best["synth"], *flat)
             self.log(f"synthenv serve: match {rid} from {sender[0]}:{sender[1]}: {best['synth']}, "
                      f"{best['distance_name']} {best['distance']:.3f} after {best['renders']} renders")  # fmt: skip
         except Cancelled:
-            self.reply(sender, "/synthenv/cancelled", rid)
+            final = ("/synthenv/cancelled", rid)
         except SynthenvError as exc:
-            self.reply(sender, "/synthenv/error", rid, str(exc))
+            final = ("/synthenv/error", rid, str(exc))
         except Exception as exc:  # noqa: BLE001 - a worker must always answer
-            self.reply(sender, "/synthenv/error", rid, f"internal error: {type(exc).__name__}: {exc}")
+            final = ("/synthenv/error", rid, f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            with self._lock:
+            with self._lock:  # the id is free before the answer leaves: a client may reuse it at once
                 self._jobs.pop((sender, rid), None)
+            self.reply(sender, *final)
 
 
 def _match_args(args: list) -> tuple[int, str, str, int, str]:

@@ -16,6 +16,7 @@ NEEDS = {
     "03_train_ppo": (),
     "04_match_a_recording": (needs_scsynth,),
     "05_custom_synth": (needs_scsynth, needs_sclang),
+    "06_inverse_model": (),
 }
 
 

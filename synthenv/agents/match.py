@@ -33,6 +33,8 @@ def n_starts(budget: int) -> int:
     from synthenv.inverse import BANK_STARTS, NET_STARTS
 
     return int(min(NET_STARTS + BANK_STARTS, max(1, budget // 3)))
+
+
 INITS = ("cold", "inverse")
 
 
@@ -164,7 +166,7 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
         metrics, audio, logmel = measure(env, res.x)
         params = env.full_params(res.x)
-        started = "inverse" if models.get(name) is not None else "cold"
+        started = "inverse" if models.get(name) is not None or env.init == "inverse" else "cold"
         best = {"synth": name, "method": method, "init": started, "distance": res.distance,
                 "distance_name": env.distance,
                 "metrics": metrics, "params": params, "renders": done["renders"], "f0": env.target.f0}  # fmt: skip
