@@ -351,6 +351,7 @@ def fit(
     y_all = cols["params_norm"].astype(np.float32)
     x_all = np.concatenate([model_input(cols["logmel"][a : a + 4096]) for a in range(0, len(y_all), 4096)])
     logmel_shape = cols["logmel"].shape[1:]
+    held_out = (cols["params_norm"][-eval_renders:].copy(), cols["logmel"][-eval_renders:].copy())  # for the report
     del cols
     n = len(y_all)
     n_val = max(1, int(round(n * holdout)))
@@ -428,7 +429,8 @@ def fit(
     # the report is measured with the saved (float16) weights through the numpy forward pass
     model.save(output)
     model = InverseModel.load(output)
-    report = evaluate_model(model, manifest=manifest, folder=folder, n=min(eval_renders, n_val), seed=seed)
+    m = min(eval_renders, n_val)
+    report = evaluate_model(model, held_out[0][-m:], held_out[1][-m:], manifest=manifest, seed=seed)
     model.meta["report"] = report
     model.save(output)
     _LOADED.pop(str(Path(output).resolve()), None)
@@ -465,21 +467,20 @@ def _reproduce(manifest: dict, n: int, epochs: int, k: int, hidden: int, layers:
             f"--hidden {hidden} --seed {seed} -o MODEL.npz{fit_extra}")  # fmt: skip
 
 
-def evaluate_model(model: InverseModel, *, manifest: dict, folder: Path, n: int, seed: int = 0) -> dict:
-    """Held-out report of ``model`` on the last ``n`` rows of its dataset: parameter MAE (best-scored
-    guess, and the closest of the K), and log-mel distances of the rendered guesses on the dataset's
-    backend, next to the best of K random patches."""
-    from synthenv import dataset as D
+def evaluate_model(model: InverseModel, params_norm: np.ndarray, logmel: np.ndarray, *, manifest: dict,
+                   seed: int = 0) -> dict:  # fmt: skip
+    """Held-out report of ``model`` on dataset rows (their normalised params ``[n, P]`` and log-mel
+    ``[n, T, M]``): parameter MAE (best-scored guess, and the closest of the K), and log-mel distances
+    of the rendered guesses on the dataset's backend, next to the best of K random patches."""
     from synthenv import distances
     from synthenv.backends import make_backend
     from synthenv.features import analyze
     from synthenv.synths import get_synth
 
     spec = get_synth(model.synth)
-    total = sum(r["rows"] for r in manifest["shards"])
-    cols = D.load(folder, ["params_norm", "logmel"])
-    y = cols["params_norm"][total - n :].astype(np.float64)
-    g = model.guesses(cols["logmel"][total - n :].astype(np.float32))  # [n, K, P]
+    n = len(params_norm)
+    y = params_norm.astype(np.float64)
+    g = model.guesses(logmel.astype(np.float32))  # [n, K, P]
     k = g.shape[1]
     mae_top = np.abs(g[:, 0] - y).mean(axis=0)
     mae_best = np.abs(g - y[:, None]).mean(axis=2).min(axis=1).mean()
@@ -489,7 +490,7 @@ def evaluate_model(model: InverseModel, *, manifest: dict, folder: Path, n: int,
     try:
         target = analyze(be.render(spec, spec.denormalize(y)).audio, be.sample_rate)
         out = {}
-        nb = model.neighbours(cols["logmel"][total - n :].astype(np.float32), k)
+        nb = model.neighbours(logmel.astype(np.float32), k)
         for label, cand in (("guess", g), ("bank", nb), ("random", rand)):
             cand = cand.copy()
             if "freq" in spec.names:  # the pitch is the target's, as in a match
