@@ -187,7 +187,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     evaluate(args.run_dir, targets=args.targets, n=args.n, budget=args.budget, backend=args.backend,
              reference_budget=args.reference_budget, out=args.output, seed=args.seed, examples=args.examples,
-             progress=not args.no_progress)  # fmt: skip
+             progress=not args.no_progress, inverse_model=args.inverse_model,
+             methods=tuple(args.methods.split(",")) if args.methods else None)  # fmt: skip
     return 0
 
 
@@ -378,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-budget", type=int, default=1000, help="CMA-ES reference budget (0: none)")
     p.add_argument("--backend", help="render backend (default: the run's)")
     p.add_argument("--examples", type=int, default=3, help="targets with WAVs and PNGs written (default 3)")
+    p.add_argument("--methods", help="comma-separated methods (default: all that apply): ppo, random_policy, random, "
+                   "hillclimb, cmaes, inverse@1 (the inverse model's guess, one render), inverse (its starts alone), "
+                   "inverse+random, inverse+hillclimb, inverse+cmaes, inverse+ppo")
+    p.add_argument("--inverse-model", help="an inverse model .npz (synthenv fit-inverse) instead of the run's or the "
+                   "shipped one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", help="output folder (default RUN_DIR/eval_<targets>_<budget>)")

@@ -509,6 +509,9 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
                               "(backend 'numpy' or 'nrt')")  # fmt: skip
         a["inverse"] = require_model(a["inverse_model"], get_synth(a["synth"]).name)
         a["inverse"].check_fits(a["synth"], sample_rate, duration)
+        if n > a["inverse"].max_starts:
+            raise ConfigError(f"inverse_starts must be at most {a['inverse'].max_starts} (the starts the inverse model "
+                              f"gives: its first guesses and nearest bank rows), got {n}")  # fmt: skip
     elif a["inverse_model"] is not None:
         raise ConfigError("inverse_model is used only with init='inverse' or observe_guess=True")
     return a

@@ -37,6 +37,7 @@ import hashlib
 import json
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -99,6 +100,12 @@ class InverseModel:
     def hypotheses(self) -> int:
         return int(self.meta["hypotheses"])
 
+    @property
+    def max_starts(self) -> int:
+        """How many starts :meth:`starts` gives at most: the network's first guesses and the bank's rows."""
+        bank = len(self.weights["bank_e"]) if "bank_e" in self.weights else 0
+        return min(NET_STARTS, self.hypotheses) + min(BANK_STARTS, bank)
+
     def check_fits(self, synth, sample_rate: int, duration: float) -> None:
         """A :class:`ConfigError` unless the model was trained on this synth's params at this sample
         rate and duration (its input size depends on both)."""
@@ -149,9 +156,10 @@ class InverseModel:
         """The params ``[B, n, P]`` (normalised) of the ``n`` bank rows nearest to each sound (Euclidean
         distance between PCA embeddings of the network inputs), nearest first."""
         w = self.weights
+        x = model_input(logmel)
         if "bank_e" not in w:
-            return np.empty((len(np.atleast_3d(logmel)), 0, len(self.param_names)))
-        e = self._embed(model_input(logmel))  # [B, C]
+            return np.empty((len(x), 0, len(self.param_names)))
+        e = self._embed(x)  # [B, C]
         bank = w["bank_e"].astype(np.float32) * w["bank_scale"]
         d = (bank**2).sum(axis=1)[None, :] - 2.0 * e @ bank.T  # + |e|^2, the same for every row
         n = min(n, len(bank))
@@ -195,18 +203,49 @@ class InverseModel:
                 meta = json.loads(bytes(data["__meta__"]).decode())
                 weights = {k: data[k] if data[k].dtype.kind in "iu" else data[k].astype(np.float32)
                            for k in data.files if k != "__meta__"}  # fmt: skip
-        except (OSError, ValueError, KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path} is not a synthenv inverse model ({exc})") from None
+        except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, json.JSONDecodeError,
+                zipfile.BadZipFile) as exc:  # fmt: skip
+            raise ConfigError(f"{path} is not a synthenv inverse model ({type(exc).__name__}: {exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ConfigError(f"{path} is not a synthenv inverse model")
         if meta.get("format_version", 0) > FORMAT_VERSION:
             raise ConfigError(f"{path} needs a newer synthenv (model format {meta['format_version']})")
+        missing = [k for k in _META_KEYS if k not in meta]
+        layers = meta.get("layers", 0) if isinstance(meta.get("layers"), int) else 0
+        missing += [k for k in _weight_keys(layers) if k not in weights]
+        if missing:
+            raise ConfigError(f"{path} is an incomplete synthenv inverse model (missing {', '.join(missing)})")
         return cls(meta, weights)
+
+
+_META_KEYS = ("synth", "param_names", "sample_rate", "duration", "n_frames", "n_inputs", "hypotheses", "layers")
+
+
+def _weight_keys(layers: int) -> list[str]:
+    """The arrays every model file holds (the bank's are optional)."""
+    keys = ["in_mean", "in_std", "w_out", "b_out", "w_score", "b_score"]
+    for i in range(layers):
+        keys += [f"w{i}", f"b{i}", f"g{i}", f"beta{i}"]
+    return keys
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     """torch's GELU(approximate="tanh")."""
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def n_starts(budget: int, model: InverseModel | None = None) -> int:
+    """How many of an inverse model's starts (:meth:`InverseModel.starts`: its guesses and nearest bank
+    rows, interleaved) a search with ``budget`` renders spends first: 16 (or what ``model`` gives, if
+    fewer), at most a third of the budget, at least one."""
+    most = NET_STARTS + BANK_STARTS if model is None else model.max_starts
+    return int(min(most, max(1, budget // 3)))
+
+
+def search_starts(model: InverseModel, logmel: np.ndarray, search_index: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` (at least one) of ``model``'s starts for one target's log-mel ``[1, T, M]``, in the
+    searchable columns ``search_index``: ``[n, A]`` normalised, the best-scored guess first."""
+    return model.starts(logmel)[0][: max(1, n)][:, search_index]
 
 
 def shipped_model_path(synth: str) -> Path | None:
@@ -326,6 +365,8 @@ def fit(
             raise ConfigError(f"{name} must be a whole number >= {lo}, got {value!r}")
     if not 0.0 < holdout < 0.5:
         raise ConfigError(f"holdout must be a fraction in (0, 0.5), got {holdout!r}")
+    if isinstance(eval_renders, bool) or not isinstance(eval_renders, int) or eval_renders < 1:
+        raise ConfigError(f"eval_renders must be a whole number >= 1, got {eval_renders!r}")
     folder = Path(data)
     manifest_path = folder / D.MANIFEST
     if not manifest_path.is_file():

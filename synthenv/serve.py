@@ -214,7 +214,9 @@ class AgentServer:
             if flag.is_set():
                 raise Cancelled(f"match {rid} cancelled")
             with tempfile.TemporaryDirectory(prefix="synthenv-serve-") as out:
-                inv = self.inverse_model if synth == self._inverse_synth else None
+                # the server's model replaces the shipped one where a match starts from a model; the
+                # cold methods (cmaes, random, hillclimb, ppo) stay cold
+                inv = self.inverse_model if synth == self._inverse_synth and method in ("default", "inverse") else None
                 best = match(path, synth=synth, method=None if method == "default" else method, budget=budget,
                              policy=self.policy, backend=self.backend, out_dir=out, log=lambda *a: None,
                              progress=progress, inverse_model=inv)  # fmt: skip

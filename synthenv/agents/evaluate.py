@@ -28,7 +28,7 @@ from synthenv.agents.train import eval_targets
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
-from synthenv.inverse import load_model
+from synthenv.inverse import load_model, n_starts, require_model, search_starts
 from synthenv.progress import progress_bar
 
 
@@ -74,10 +74,9 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     PNGs into ``out`` (default ``RUN_DIR/eval_<targets>_<budget>``). Returns the summary.
 
     ``methods`` default: ppo, random_policy, random, hillclimb, cmaes, and where the synth has an
-    inverse model (``inverse_model``, the run's, or the shipped one) inverse, inverse+random,
+    inverse model (``inverse_model``, the run's, or the shipped one) inverse@1 (the best-scored guess:
+    one render), inverse (the model's starts alone: up to 16 renders), inverse+random,
     inverse+hillclimb, inverse+cmaes and inverse+ppo (the policy from the guess)."""
-    from synthenv.agents.match import n_starts
-
     if budget < 1:
         raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
     if n < 1:
@@ -88,13 +87,14 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     if targets != "random":
         overrides["targets"] = targets
     env = SoundMatchEnv(**env_kwargs_for_eval(config, **overrides))
-    model = _inverse_for(env, inverse_model or config["env"].get("inverse_model"), log)
+    model = _inverse_for(env, inverse_model, config["env"].get("inverse_model"), log)
     if methods is None:
         methods = ("ppo", "random_policy", "random", "hillclimb", "cmaes")
         if model is not None:
-            methods += ("inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes")
+            methods += ("inverse@1", "inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes")
             if config["env"].get("init") != "inverse":  # a policy trained from the guess starts there anyway
                 methods += ("inverse+ppo",)
+    check_methods(methods)
     if any(m.startswith("inverse") for m in methods) and model is None:
         raise SynthenvError(f"no inverse model fits {env.synth.name!r} at these settings: pass inverse_model")
     if "ppo" not in methods and "inverse+ppo" not in methods:
@@ -102,7 +102,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     env_from_guess = None
     if policy is not None and "inverse+ppo" in methods:
         env_from_guess = SoundMatchEnv(**env_kwargs_for_eval(config, **overrides, init="inverse", inverse_model=model,
-                                                             inverse_starts=n_starts(budget)))  # fmt: skip
+                                                             inverse_starts=n_starts(budget, model)))  # fmt: skip
     if policy is not None:
         check_compatible(policy, env)
     if targets == "random":
@@ -137,11 +137,12 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                     name, _, k = method.partition("@")
                     starts = None
                     if name.startswith("inverse"):
-                        starts = model.starts(env.target_analysis.logmel)[0][:, env.search_index]
                         name = name.partition("+")[2]
-                        starts = starts[: budget if not name else n_starts(budget)]
+                        n_st = (int(k) if k else budget) if not name else n_starts(budget, model)
+                        starts = search_starts(model, env.target_analysis.logmel, env.search_index, n_st)
+                        k = "" if not name else k
                     objective = (lambda X: env.score(X)[0])  # noqa: E731
-                    if not name:  # the guesses alone
+                    if not name:  # the starts alone (inverse@1: the best-scored guess, one render)
                         t = Tracker(objective, len(starts))
                         t(starts)
                         found[method] = t.result()
@@ -174,7 +175,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                     if m in next(iter(results.values()))]  # fmt: skip
     table = markdown_table(results, metric_names)
     header = (f"# {config['env']['synth']}: {len(options)} targets ({targets}), {budget} renders per method "
-              f"(reference: CMA-ES at {reference_budget}), backend {env.backend.name}\n\n")  # fmt: skip
+              f"({f'reference: CMA-ES at {reference_budget}' if reference_budget else 'no reference'}), "
+              f"backend {env.backend.name}\n\n")  # fmt: skip
     (out_dir / "table.md").write_text(header + table + "\n")
     (out_dir / "results.json").write_text(json.dumps({"rows": rows, "budget": budget, "targets": targets}, indent=2))
     with open(out_dir / "results.csv", "w", newline="") as f:
@@ -196,12 +198,33 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
 
 
 
-def _inverse_for(env: SoundMatchEnv, path, log):
-    """The inverse model that fits ``env`` (``path``, else the synth's shipped one), or None."""
+EVAL_METHODS = ("ppo", "random_policy", "random", "hillclimb", "cmaes", "inverse", "inverse+random",
+                "inverse+hillclimb", "inverse+cmaes", "inverse+ppo")
+
+
+def check_methods(methods) -> None:
+    """A :class:`SynthenvError` for a method name :func:`evaluate` does not know (``inverse@K``: the
+    first K starts alone)."""
+    for m in methods:
+        name, at, k = m.partition("@")
+        if name not in EVAL_METHODS or (at and not (k.isdigit() and int(k) >= 1)) or (at and name.endswith("ppo")):
+            raise SynthenvError(f"unknown eval method {m!r}; choose from {', '.join(EVAL_METHODS)} "
+                                "(a search or inverse with @N: N renders, e.g. inverse@1, cmaes@1000)")  # fmt: skip
+
+
+def _inverse_for(env: SoundMatchEnv, path, run_path, log):
+    """The inverse model that fits ``env``: ``path`` (it must load and fit), else the run's
+    (``run_path``) or the synth's shipped one where it fits, else None."""
+    if path is not None:
+        if env.features != "audio":
+            raise SynthenvError("the inverse model reads the target's log-mel: it needs features='audio'")
+        model = require_model(path, env.synth.name)
+        model.check_fits(env.synth, env.sample_rate, env.duration)
+        return model
     if env.features != "audio":
         return None
     try:
-        model = load_model(path, env.synth.name)
+        model = load_model(run_path, env.synth.name)
         if model is not None:
             model.check_fits(env.synth, env.sample_rate, env.duration)
         return model

@@ -17,22 +17,13 @@ from synthenv.agents.search import METHODS, SearchResult, Tracker, explore, run_
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
-from synthenv.inverse import InverseModel, load_model, require_model
+from synthenv.inverse import InverseModel, load_model, n_starts, require_model, search_starts
 from synthenv.patch import patch_scd
 from synthenv.synths import available_synths, get_synth
 
 #: the distance a match minimises unless told otherwise (see synthenv.distances)
 MATCH_DISTANCE = "audible"
 DEFAULT_BUDGET = 200
-
-
-def n_starts(budget: int) -> int:
-    """How many of the inverse model's starts (:meth:`~synthenv.inverse.InverseModel.starts`: its
-    guesses and nearest bank rows, interleaved) a search renders first: 16, at most a third of the
-    budget, at least one."""
-    from synthenv.inverse import BANK_STARTS, NET_STARTS
-
-    return int(min(NET_STARTS + BANK_STARTS, max(1, budget // 3)))
 
 
 INITS = ("cold", "inverse")
@@ -62,14 +53,17 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
     synth has a model (the shipped ones, or ``inverse_model``); an explicit ``method`` starts cold
     unless ``init="inverse"``. ``method="inverse"`` is the guesses alone (default budget: one render
     per synth)."""
+    if init is None and inverse_model is not None and method is not None:
+        init = "inverse"  # a model given by name is a model to start from
     default = method is None and init is None
     method = method or "cmaes"
     if method not in (*METHODS, "ppo", "inverse"):
         raise SynthenvError(f"unknown method {method!r}; choose from ppo, inverse, {', '.join(METHODS)}")
     if init is not None and init not in INITS:
         raise SynthenvError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
-    if method == "inverse" and init == "cold":
-        raise SynthenvError("--method inverse is the inverse model's guess: it cannot start cold")
+    if init == "cold" and (method == "inverse" or inverse_model is not None):
+        raise SynthenvError("--method inverse and --inverse-model start from the inverse model's guesses: not with "
+                            "--init cold")  # fmt: skip
     target = Path(target)
     if not target.is_file():
         raise SynthenvError(f"target file not found: {target}")
@@ -104,7 +98,10 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         if pol is not None:
             start = {}
             if models.get(name) is not None:
-                start = {"init": "inverse", "inverse_model": inverse_model, "inverse_starts": n_starts(budget)}
+                start = {"init": "inverse", "inverse_model": models[name],
+                         "inverse_starts": n_starts(budget, models[name])}  # fmt: skip
+            elif init == "cold":  # also for a policy trained from the guess
+                start = {"init": "default", "inverse_starts": 1}
             env = SoundMatchEnv(**env_kwargs_for_eval(pol.config, backend=backend, targets=str(target),
                                                      sample_rate=sample_rate, duration=duration, **start))  # fmt: skip
             check_compatible(pol, env)
@@ -119,7 +116,7 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         if models.get(name) is None:
             return None
         env = envs[name]
-        return models[name].starts(env.target_analysis.logmel)[0][: max(1, n)][:, env.search_index]
+        return search_starts(models[name], env.target_analysis.logmel, env.search_index, n)
 
     def objective(env: SoundMatchEnv):
         def score(X):
@@ -147,12 +144,14 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
                                                                   info["distance"]))  # fmt: skip
         elif method == "inverse":
             res = None
-            if left:
-                t = Tracker(objective(env), left)
-                t(guesses(name, left))
+            done_before = 0 if probe is None else len(probe[name][2][0])  # the probe rendered the first ones
+            more = guesses(name, done_before + left)[done_before:]
+            if left and len(more):
+                t = Tracker(objective(env), len(more))
+                t(more)
                 res = t.result()
         else:
-            starts, known = guesses(name, n_starts(budget)), None
+            starts, known = guesses(name, n_starts(budget, models.get(name))), None
             if probe is not None and starts is not None:  # the probe rendered the first starts
                 known = probe[name][2]
                 starts = starts[len(known[0]) :]
@@ -232,14 +231,14 @@ def _inverse_models(synths: list[str], method: str, init: str | None, default: b
                     duration: float, log) -> dict[str, InverseModel | None]:  # fmt: skip
     """The inverse model of each synth a match starts from (None: starts cold). Asked for (``--method
     inverse``, ``--init inverse``): every synth needs one that fits, else an error. By default: the
-    synths whose model fits; the others start cold."""
+    synths whose shipped model fits; the others start cold. A model given by path must load and fit."""
     if init == "cold" or not (default or init == "inverse" or method == "inverse"):
         return {}
     if path is not None and len(synths) > 1:
         raise SynthenvError("--inverse-model is one synth's model: give --synth too")
     models = {}
     for name in synths:
-        if default:
+        if default and path is None:
             try:
                 models[name] = load_model(path, name)
                 if models[name] is not None:

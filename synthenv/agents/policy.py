@@ -105,7 +105,8 @@ def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict
     ``on_step(step, info)``, if given, is called after the reset (step 0) and after every step."""
     start_renders = getattr(env, "start_renders", 1)
     if budget < start_renders:
-        raise ValueError(f"budget must be at least {start_renders} render(s) (the env's start), got {budget}")
+        raise SynthenvError(f"--budget must be at least {start_renders} render(s) here: the episode's start renders "
+                            f"{start_renders} (the inverse model's starts), got {budget}")  # fmt: skip
     obs, info = env.reset(seed=seed, options=options)
     if on_step is not None:
         on_step(0, info)
