@@ -187,7 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     evaluate(args.run_dir, targets=args.targets, n=args.n, budget=args.budget, backend=args.backend,
              reference_budget=args.reference_budget, out=args.output, seed=args.seed, examples=args.examples,
-             progress=not args.no_progress, inverse_model=args.inverse_model,
+             progress=not args.no_progress, inverse_model=args.inverse_model, target_seed=args.target_seed,
              methods=tuple(args.methods.split(",")) if args.methods else None)  # fmt: skip
     return 0
 
@@ -377,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=16, help="number of targets (default 16)")
     p.add_argument("--budget", type=int, default=50, help="renders per method and target (default 50)")
     p.add_argument("--reference-budget", type=int, default=1000, help="CMA-ES reference budget (0: none)")
+    p.add_argument("--target-seed", type=int,
+                   help="with --targets random: draw another held-out set (default: the one training evaluates on)")
     p.add_argument("--backend", help="render backend (default: the run's)")
     p.add_argument("--examples", type=int, default=3, help="targets with WAVs and PNGs written (default 3)")
     p.add_argument("--methods", help="comma-separated methods (default: all that apply): ppo, random_policy, random, "

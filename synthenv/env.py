@@ -82,6 +82,11 @@ class SoundMatchEnv(gym.Env):
             ``"logmel_l1"`` with audio features, ``"server_l1"`` with server features).
         success_threshold: terminate below this distance (default per distance).
         success_bonus: reward added on success.
+        reward_mode: "improvement" (default): each step is rewarded for the distance it removes from
+            the previous step's, so an episode's return is the fraction removed by its last step;
+            "best": only a step that beats the episode's best distance so far is rewarded, by how much
+            (never negative), so the return is the fraction removed by the best candidate, which is
+            what a search with a render budget keeps (exploring steps cost nothing).
         init: "default" starts every episode at the synth's default params, "random" at random ones,
             "inverse" at the inverse model's best-scored guess for the target (:mod:`synthenv.inverse`;
             the start is the episode's first render, as always).
@@ -121,6 +126,7 @@ class SoundMatchEnv(gym.Env):
         distance: str | None = None,
         success_threshold: float | None = None,
         success_bonus: float = 1.0,
+        reward_mode: str = "improvement",
         init: str = "default",
         inverse_model: str | None = None,
         inverse_starts: int = 1,
@@ -152,6 +158,7 @@ class SoundMatchEnv(gym.Env):
             SUCCESS_THRESHOLDS.get(distance, 0.0) if success_threshold is None else success_threshold
         )
         self.success_bonus = float(success_bonus)
+        self.reward_mode = reward_mode
         self.init = init
         self.observe_guess = bool(observe_guess)
         self.inverse_starts = int(inverse_starts)
@@ -277,7 +284,7 @@ class SoundMatchEnv(gym.Env):
                 x, current = x[pick], current.take(pick)
         d = distances.compute(self.distance, target_an, current).astype(np.float64)
         success = d < self.success_threshold  # a start already at the target is a success at reset
-        return Episodes(targets, target_an, x, current, d.copy(), d, np.zeros(b, np.int64), success, guess)
+        return Episodes(targets, target_an, x, current, d.copy(), d, np.zeros(b, np.int64), success, guess, d.copy())
 
     def _targets(self, drawn, to_render: list[int], rendered, offset: int) -> tuple[list[Target], Analysis]:
         """The episodes' targets (rendered ones at rows ``offset + j`` of ``rendered``) and their analysis."""
@@ -318,7 +325,12 @@ class SoundMatchEnv(gym.Env):
             x[:, cols] = (actions + 1.0) / 2.0
         ep.current = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
         d = distances.compute(self.distance, ep.target, ep.current).astype(np.float64)
-        reward = self.reward(ep.d, d, ep.d0)
+        best = ep.d if ep.best is None else ep.best
+        if self.reward_mode == "best":  # only a new best counts, by how much it beats the old one
+            reward = self.reward(best, np.minimum(best, d), ep.d0)
+        else:
+            reward = self.reward(ep.d, d, ep.d0)
+        ep.best = np.minimum(best, d)
         ep.success = d < self.success_threshold
         reward = reward + self.success_bonus * ep.success
         ep.x, ep.d = x, d
@@ -453,6 +465,7 @@ class Episodes:
     steps: np.ndarray
     success: np.ndarray
     guess: np.ndarray | None = None  # the inverse model's guesses [B, A] (init="inverse" or observe_guess)
+    best: np.ndarray | None = None  # the best distance of each episode so far [B]
 
 
 def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
@@ -472,6 +485,7 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
     _check_choice("action_mode", a["action_mode"], ("delta", "absolute"))
     _check_choice("pitch", a["pitch"], ("target", "search"))
     _check_choice("init", a["init"], ("default", "random", "inverse"))
+    _check_choice("reward_mode", a["reward_mode"], ("improvement", "best"))
     if not isinstance(a["observe_guess"], bool):
         raise ConfigError(f"observe_guess must be True or False, got {a['observe_guess']!r}")
     n = a["inverse_starts"]

@@ -121,6 +121,7 @@ def _replace_rows(ep: Episodes, rows: np.ndarray, fresh: Episodes) -> Episodes:
         targets, ep.target.replace_rows(rows, fresh.target), put(ep.x, fresh.x),
         ep.current.replace_rows(rows, fresh.current), put(ep.d0, fresh.d0), put(ep.d, fresh.d),
         put(ep.steps, fresh.steps), put(ep.success, fresh.success), put(ep.guess, fresh.guess),
+        put(ep.best, fresh.best),
     )  # fmt: skip
 
 

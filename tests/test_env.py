@@ -153,6 +153,42 @@ def test_reward_is_relative_improvement_and_success_terminates():
     assert info["metrics"]["param_mae"] < 1e-6
 
 
+@pytest.mark.parametrize("vector", [False, True])
+def test_reward_mode_best_rewards_only_new_bests(vector):
+    """With reward_mode="best" a step is rewarded only for beating the episode's best distance so far
+    (never negative), so the return is what the best candidate removed: (d0 - best) / d0. The default
+    rewards every step's change, whose sum is what the last candidate removed."""
+    from synthenv.vector import SoundMatchVectorEnv
+
+    kw = {"synth": "fm", "max_steps": 13, "action_scale": 0.5, "success_threshold": 0.0}  # no autoreset in 12 steps
+    envs = {m: SoundMatchVectorEnv(2, reward_mode=m, **kw) if vector else SoundMatchEnv(reward_mode=m, **kw)
+            for m in ("best", "improvement")}  # fmt: skip
+    try:
+        rng = np.random.default_rng(0)
+        actions = rng.uniform(-1, 1, (12, 2, envs["best"].single_action_space.shape[0] if vector else 5))
+        out = {}
+        for mode, env in envs.items():
+            _, info = env.reset(seed=3)
+            d0 = np.atleast_1d(info["distance"]).copy()
+            ds, rs = [], []
+            for a in actions:
+                _, r, term, trunc, info = env.step(a if vector else a[0])
+                rs.append(np.atleast_1d(r))
+                ds.append(np.atleast_1d(info["distance"]).copy())
+            out[mode] = (d0, np.array(ds), np.array(rs))
+        d0, ds, rs = out["best"]
+        np.testing.assert_allclose(out["improvement"][1], ds)  # the same actions, the same candidates
+        assert (rs >= 0).all() and (rs[np.diff(np.minimum.accumulate(np.vstack([d0, ds])), axis=0) == 0] == 0).all()
+        np.testing.assert_allclose(rs.sum(axis=0), (d0 - np.minimum(d0, ds.min(axis=0))) / d0, rtol=1e-9)
+        r_imp = out["improvement"][2]
+        assert (r_imp < 0).any()  # some steps got worse: the default punishes them, "best" does not
+        prev = np.vstack([d0, ds[:-1]])  # the default: each step's change, bounded at +-1
+        np.testing.assert_allclose(r_imp, np.clip((prev - ds) / d0, -1, 1), rtol=1e-9)
+    finally:
+        for env in envs.values():
+            env.close()
+
+
 def test_pitch_target_fixes_freq_and_search_exposes_it():
     fixed = SoundMatchEnv(synth="fm")
     assert "freq" not in fixed.search_names and fixed.action_space.shape == (5,)
@@ -186,6 +222,7 @@ def test_bad_actions_raise_and_lose_nothing(action, match):
         ({"synth": "moog"}, "unknown synth"),
         ({"backend": "vst"}, "unknown backend 'vst'"),
         ({"action_mode": "relative"}, "action_mode must be one of"),
+        ({"reward_mode": "final"}, "reward_mode must be one of"),
         ({"distance": "l2"}, "unknown distance"),
         ({"max_steps": 0}, "max_steps"),
         ({"targets": "/no/such/file.wav"}, "not found"),

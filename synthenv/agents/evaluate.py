@@ -69,9 +69,11 @@ def measure(env: SoundMatchEnv, x_search: np.ndarray) -> tuple[dict[str, float],
 def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: int = 50, backend: str | None = None,
              reference_budget: int = 1000, out: str | Path | None = None, seed: int = 0, examples: int = 3,
              methods: tuple[str, ...] | None = None, progress: bool = True, log=print,
-             inverse_model: str | Path | None = None) -> dict:  # fmt: skip
+             inverse_model: str | Path | None = None, target_seed: int | None = None) -> dict:  # fmt: skip
     """Run the comparison; writes ``results.json``, ``results.csv``, ``table.md``, example WAVs and
     PNGs into ``out`` (default ``RUN_DIR/eval_<targets>_<budget>``). Returns the summary.
+    ``target_seed`` draws another held-out set of random targets (default: the training's held-out
+    seed, :data:`~synthenv.agents.train.EVAL_SEED`).
 
     ``methods`` default: ppo, random_policy, random, hillclimb, cmaes, and where the synth has an
     inverse model (``inverse_model``, the run's, or the shipped one) inverse@1 (the best-scored guess:
@@ -106,7 +108,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     if policy is not None:
         check_compatible(policy, env)
     if targets == "random":
-        options = [{"target_params": t} for t in eval_targets(config["env"]["synth"], n)]
+        ts = {} if target_seed is None else {"seed": int(target_seed)}
+        options = [{"target_params": t} for t in eval_targets(config["env"]["synth"], n, **ts)]
     else:
         options = [{"target_index": i} for i in range(min(n, len(env.targets)))]
     out_dir = (
