@@ -95,10 +95,10 @@ def test_eval_compares_every_method_at_equal_budgets(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
     methods = {row["method"] for row in rows}
-    inverse = {"inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes", "inverse+ppo"}  # fm ships a model
+    inverse = {"inverse@1", "inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes", "inverse+ppo"}
     assert methods == {"ppo", "random_policy", "random", "hillclimb", "cmaes", "cmaes@20", *inverse}
-    for row in rows:
-        assert row["renders"] == (20 if row["method"] == "cmaes@20" else 6)
+    for row in rows:  # inverse@1: the model's guess alone, one render
+        assert row["renders"] == {"cmaes@20": 20, "inverse@1": 1}.get(row["method"], 6)
         assert {"logmel_l1", "mfcc_l1", "lsd", "multiscale", "param_mae"} <= set(row)
         assert abs(row["logmel_l1"] - row["distance"]) < 1e-3  # the reported best is re-measured exactly
     table = (out / "table.md").read_text()
