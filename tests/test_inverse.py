@@ -267,6 +267,10 @@ def test_eval_compares_the_inverse_methods_at_equal_budgets(tmp_path):
     for row in rows:  # every method spends the budget; the guess alone is one render, the starts alone 8 of 16
         assert row["renders"] == {"inverse@1": 1}.get(row["method"], 8), row
     assert "inverse+cmaes" in out["table"]
+    # a few methods only (no random search or CMA-ES to draw as baselines): tables and the learning curve
+    few = evaluate(EVIDENCE_FM, n=1, budget=8, reference_budget=0, out=tmp_path / "few", progress=False, examples=0,
+                   methods=("inverse@1", "inverse+cmaes"), log=lambda *a: None)  # fmt: skip
+    assert set(few["summary"]) == {"inverse@1", "inverse+cmaes"} and (tmp_path / "few" / "learning_curve.png").is_file()
     with pytest.raises(SynthenvError, match="unknown eval method 'inverse@x'"):
         evaluate(EVIDENCE_FM, n=1, budget=8, reference_budget=0, out=tmp_path, progress=False, examples=0,
                  methods=("inverse@x",), log=lambda *a: None)  # fmt: skip

@@ -189,7 +189,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
         w.writerows(rows)
     eval_csv = Path(run_dir) / "eval.csv"
     if eval_csv.exists():
-        base = {m: float(np.mean(results[m]["logmel_l1"])) for m in ("random", "cmaes") if "logmel_l1" in results[m]}
+        base = {m: float(np.mean(results[m]["logmel_l1"])) for m in ("random", "cmaes")
+                if "logmel_l1" in results.get(m, {})}  # fmt: skip
         lines = {f"{k} @ {budget}": v for k, v in base.items()}
         title = f"{config['env']['synth']}: policy vs baselines at {budget} renders"
         learning_curve_png(eval_csv, out_dir / "learning_curve.png", baselines=lines, title=title)
