@@ -200,8 +200,6 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     return {"out": str(out_dir), "summary": summary, "table": table}
 
 
-
-
 EVAL_METHODS = ("ppo", "random_policy", "random", "hillclimb", "cmaes", "inverse", "inverse+random",
                 "inverse+hillclimb", "inverse+cmaes", "inverse+ppo")
 
