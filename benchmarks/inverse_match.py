@@ -2,7 +2,7 @@
 """Amortised matching: `synthenv match` with its defaults (CMA-ES from the inverse model's guesses) at a
 small budget against CMA-ES from a cold start at a large one, on an independent yardstick.
 
-    .venv/bin/python benchmarks/inverse_match.py [--synths fm,subtractive] [--n 16] [--budget 50]
+    .venv/bin/python benchmarks/inverse_match.py [--synths fm,subtractive] [--n 16] [--seed S] [--budget 50]
         [--reference 1000] [--real-reference 200] [--backend nrt] [--sets fluidr3,timgm6mb]
         [--real-synths fm,auto] [--skip-real] [--skip-domain] [--json out.json]
 
@@ -35,13 +35,13 @@ from match_instruments import SOUNDFONTS, render_notes, yardstick  # noqa: E402
 TARGET_SEED = 20261125
 
 
-def domain_targets(synth: str, n: int, out: Path, backend: str) -> list[Path]:
+def domain_targets(synth: str, n: int, out: Path, backend: str, seed: int = TARGET_SEED) -> list[Path]:
     """``n`` random patches of ``synth`` rendered by ``backend`` (scsynth NRT by default) as WAVs."""
     from synthenv.backends import make_backend
     from synthenv.synths import get_synth
 
     spec = get_synth(synth)
-    x = np.random.default_rng([TARGET_SEED, len(synth)]).random((n, spec.n_params))
+    x = np.random.default_rng([seed, len(synth)]).random((n, spec.n_params))
     be = make_backend(backend)
     try:
         audio = be.render(spec, spec.denormalize(x)).audio
@@ -96,6 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synths", default="fm,subtractive")
     ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=TARGET_SEED, help="in-domain targets' seed (default %(default)s)")
     ap.add_argument("--budget", type=int, default=50)
     ap.add_argument("--reference", type=int, default=1000)
     ap.add_argument("--real-reference", type=int, default=200)
@@ -112,7 +113,7 @@ def main() -> None:
         tmp = Path(t)
         if not args.skip_domain:
             for synth in args.synths.split(","):
-                notes = domain_targets(synth, args.n, tmp / "domain" / synth, args.backend)
+                notes = domain_targets(synth, args.n, tmp / "domain" / synth, args.backend, args.seed)
                 methods = {
                     f"default@{b}": {"synth": synth, "budget": b},
                     "inverse@1": {"synth": synth, "method": "inverse", "budget": 1},
