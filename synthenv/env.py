@@ -521,8 +521,7 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
         if a["features"] != "audio":
             raise ConfigError("init='inverse' and observe_guess read the target's log-mel: they need features='audio' "
                               "(backend 'numpy' or 'nrt')")  # fmt: skip
-        a["inverse"] = require_model(a["inverse_model"], get_synth(a["synth"]).name)
-        a["inverse"].check_fits(a["synth"], sample_rate, duration)
+        a["inverse"] = require_model(a["inverse_model"], get_synth(a["synth"]).name, sample_rate, duration)
         if n > a["inverse"].max_starts:
             raise ConfigError(f"inverse_starts must be at most {a['inverse'].max_starts} (the starts the inverse model "
                               f"gives: its first guesses and nearest bank rows), got {n}")  # fmt: skip

@@ -271,14 +271,17 @@ def load_model(model: str | Path | InverseModel | None, synth: str) -> InverseMo
     return _LOADED[key]
 
 
-def require_model(model: str | Path | InverseModel | None, synth: str) -> InverseModel:
-    """Like :func:`load_model`, but a clear error when ``synth`` has no model."""
+def require_model(model: str | Path | InverseModel | None, synth: str, sample_rate: int, duration: float
+                  ) -> InverseModel:  # fmt: skip
+    """Like :func:`load_model`, but a clear error when ``synth`` has no model or the model does not fit
+    ``synth`` at ``sample_rate`` and ``duration`` (:meth:`InverseModel.check_fits`)."""
     m = load_model(model, synth)
     if m is None:
         raise ConfigError(
             f"no inverse model for synth {synth!r}: train one (synthenv dataset --synth {synth} -o DATA, then "
             f"synthenv fit-inverse --data DATA -o MODEL.npz) and pass it with --inverse-model MODEL.npz"
         )
+    m.check_fits(synth, sample_rate, duration)
     return m
 
 

@@ -143,7 +143,6 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                         name = name.partition("+")[2]
                         n_st = (int(k) if k else budget) if not name else n_starts(budget, model)
                         starts = search_starts(model, env.target_analysis.logmel, env.search_index, n_st)
-                        k = "" if not name else k
                     objective = (lambda X: env.score(X)[0])  # noqa: E731
                     if not name:  # the starts alone (inverse@1: the best-scored guess, one render)
                         t = Tracker(objective, len(starts))
@@ -220,9 +219,7 @@ def _inverse_for(env: SoundMatchEnv, path, run_path, log):
     if path is not None:
         if env.features != "audio":
             raise SynthenvError("the inverse model reads the target's log-mel: it needs features='audio'")
-        model = require_model(path, env.synth.name)
-        model.check_fits(env.synth, env.sample_rate, env.duration)
-        return model
+        return require_model(path, env.synth.name, env.sample_rate, env.duration)
     if env.features != "audio":
         return None
     try:

@@ -247,8 +247,7 @@ def _inverse_models(synths: list[str], method: str, init: str | None, default: b
                 log(f"{name}: starting cold ({exc})")
                 models[name] = None
         else:
-            models[name] = require_model(path, name)
-            models[name].check_fits(name, sample_rate, duration)
+            models[name] = require_model(path, name, sample_rate, duration)
     return models
 
 
