@@ -17,7 +17,9 @@ with ``S = 104`` (13 MFCCs x 8 time segments) and ``A`` the number of searchable
 (every parameter of the synth, less ``freq`` when ``pitch="target"``).
 
 Action: ``Box(-1, 1, (A,))``. ``action_mode="delta"`` moves each normalised parameter by
-``action_scale * action``; ``"absolute"`` sets it to ``(action + 1) / 2``.
+``action_scale * action``; ``"absolute"`` sets it to ``(action + 1) / 2``. With ``step_from="best"``
+the move starts from the episode's best candidate so far and a candidate that is not closer is
+dropped (an elitist search: the observed "current" sound is then always the best).
 
 Reward: the improvement in distance relative to the episode's starting distance,
 ``clip((d_{t-1} - d_t) / max(d_0, success_threshold), -1, 1)``, so that an episode's return is the
@@ -87,6 +89,12 @@ class SoundMatchEnv(gym.Env):
             "best": only a step that beats the episode's best distance so far is rewarded, by how much
             (never negative), so the return is the fraction removed by the best candidate, which is
             what a search with a render budget keeps (exploring steps cost nothing).
+        step_from: "current" (default): each action moves the current candidate; "best": each action
+            moves the episode's best candidate so far, and a step whose render is not closer is
+            scored and then dropped (an elitist search: the observed sound and params are always the
+            best so far's, ``info["distance"]`` the best distance, and the reward the improvement of
+            the best). A policy for "best" proposes moves from the best, so it acts by sampling its
+            action distribution (a deterministic one would repeat a rejected move).
         init: "default" starts every episode at the synth's default params, "random" at random ones,
             "inverse" at the inverse model's best-scored guess for the target (:mod:`synthenv.inverse`;
             the start is the episode's first render, as always).
@@ -127,6 +135,7 @@ class SoundMatchEnv(gym.Env):
         success_threshold: float | None = None,
         success_bonus: float = 1.0,
         reward_mode: str = "improvement",
+        step_from: str = "current",
         init: str = "default",
         inverse_model: str | None = None,
         inverse_starts: int = 1,
@@ -159,6 +168,7 @@ class SoundMatchEnv(gym.Env):
         )
         self.success_bonus = float(success_bonus)
         self.reward_mode = reward_mode
+        self.step_from = step_from
         self.init = init
         self.observe_guess = bool(observe_guess)
         self.inverse_starts = int(inverse_starts)
@@ -323,9 +333,15 @@ class SoundMatchEnv(gym.Env):
             x[:, cols] = np.clip(x[:, cols] + self.action_scale * actions, 0.0, 1.0)
         else:
             x[:, cols] = (actions + 1.0) / 2.0
-        ep.current = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
-        d = distances.compute(self.distance, ep.target, ep.current).astype(np.float64)
+        rendered = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
+        d = distances.compute(self.distance, ep.target, rendered).astype(np.float64)
         best = ep.d if ep.best is None else ep.best
+        if self.step_from == "best":  # keep the closer of the best and the new candidate
+            better = np.flatnonzero(d < ep.d)
+            keep = d >= ep.d
+            x[keep], d[keep] = ep.x[keep], ep.d[keep]
+            rendered = ep.current.replace_rows(better, rendered.take(better)) if len(better) < len(d) else rendered
+        ep.current = rendered
         if self.reward_mode == "best":  # only a new best counts, by how much it beats the old one
             reward = self.reward(best, np.minimum(best, d), ep.d0)
         else:
@@ -486,6 +502,7 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
     _check_choice("pitch", a["pitch"], ("target", "search"))
     _check_choice("init", a["init"], ("default", "random", "inverse"))
     _check_choice("reward_mode", a["reward_mode"], ("improvement", "best"))
+    _check_choice("step_from", a["step_from"], ("current", "best"))
     if not isinstance(a["observe_guess"], bool):
         raise ConfigError(f"observe_guess must be True or False, got {a['observe_guess']!r}")
     n = a["inverse_starts"]

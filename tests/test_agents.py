@@ -107,6 +107,61 @@ def test_eval_compares_every_method_at_equal_budgets(tiny_run, tmp_path):
         assert (out / name).is_file(), name
 
 
+def test_a_policy_trained_with_step_from_best_samples_its_moves_reproducibly(tmp_path):
+    """A policy trained with step_from="best" proposes moves from the best candidate so far: it samples
+    its actions (its mean would repeat a rejected move), from a private generator seeded per search,
+    so a search is reproducible and torch's global generator is untouched. Export refuses it."""
+    import torch
+
+    from synthenv.agents.export import export_policy
+    from synthenv.agents.policy import env_kwargs_for_eval, load_policy, policy_search
+    from synthenv.agents.train import eval_targets
+    from synthenv.env import SoundMatchEnv
+
+    run = tmp_path / "elitist"
+    r = cli("train", "--synth", "fm", "--timesteps", "256", "-o", str(run), "--no-progress",
+            *[a for s in [*TINY, "env.step_from=best", "env.action_scale=0.05", "ppo.policy_kwargs.log_std_init=-1.5"]
+              for a in ("--set", s)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    policy = load_policy(run)
+    assert not policy.deterministic and load_policy_deterministic_default()
+    from synthenv.agents.evaluate import random_policy_std  # the random policy: the untrained policy's noise
+
+    assert random_policy_std(policy.config) == pytest.approx(np.exp(-1.5)) and random_policy_std({}) is None
+    env = SoundMatchEnv(**env_kwargs_for_eval(policy.config))
+    try:
+        torch.manual_seed(123)
+        state = torch.random.get_rng_state()
+        target = {"target_params": eval_targets("fm", 1)[0]}
+        runs = [policy_search(env, policy, 12, target, seed=s) for s in (4, 4, 5)]
+        assert runs[0].curve == runs[1].curve and np.array_equal(runs[0].x, runs[1].x)
+        assert all(np.all(np.diff(res.curve) <= 0) for res in runs)
+        obs, _ = env.reset(seed=0, options=target)
+        actions = []
+        for s in (4, 4, 5):
+            policy.seed(s)
+            actions.append(policy.act(obs)[0])
+        assert np.array_equal(actions[0], actions[1]) and not np.array_equal(actions[0], actions[2])
+        assert torch.equal(torch.random.get_rng_state(), state)
+    finally:
+        env.close()
+    with pytest.raises(SynthenvError, match="step_from='best'"):
+        export_policy(run, "onnx", tmp_path / "p.onnx")
+    out = tmp_path / "eval"
+    r = cli("eval", str(run), "--n", "1", "--budget", "6", "--methods", "ppo,random_policy", "--reference-budget", "0",
+            "--examples", "0", "--no-progress", "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {row["method"] for row in rows} == {"ppo", "random_policy"}
+
+
+def load_policy_deterministic_default() -> bool:
+    """A policy of the default env (step_from="current") acts with its mean."""
+    from synthenv.agents.policy import Policy
+
+    return Policy(None, None, None, {"env": {"synth": "fm"}}).deterministic
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     """A stereo 44.1 kHz plucked-string WAV (not made by any synthenv synth)."""

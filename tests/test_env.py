@@ -189,6 +189,66 @@ def test_reward_mode_best_rewards_only_new_bests(vector):
             env.close()
 
 
+def test_step_from_best_moves_the_best_candidate_and_drops_worse_ones():
+    """step_from="best": each action moves the episode's best candidate; a candidate that is not closer
+    is scored and dropped, so the distance never rises, the observed sound and params are the best
+    one's, and the reward is the best's improvement (never negative)."""
+    from synthenv.features import summary_size
+
+    env = SoundMatchEnv(synth="fm", step_from="best", max_steps=30, action_scale=0.2, success_threshold=0.0)
+    s = summary_size("audio")
+    try:
+        obs, info = env.reset(seed=5)
+        d0 = best = info["distance"]
+        rng = np.random.default_rng(1)
+        kept = dropped = 0
+        for _ in range(12):
+            a = rng.uniform(-1, 1, env.action_space.shape)
+            before = env.search_x
+            candidate = np.clip(before + env.action_scale * a, 0.0, 1.0)
+            d_candidate = float(env.score(candidate[None])[0][0])  # what the step will render
+            obs, reward, _, _, info = env.step(a)
+            assert info["distance"] == pytest.approx(min(best, d_candidate), rel=1e-6)
+            if d_candidate < best:
+                np.testing.assert_allclose(env.search_x, candidate)
+                kept += 1
+            else:
+                np.testing.assert_array_equal(env.search_x, before)
+                dropped += 1
+            assert reward == pytest.approx((best - info["distance"]) / d0, rel=1e-6, abs=1e-12) and reward >= 0
+            best = info["distance"]
+            _, an = env.score(env.search_x[None])  # the observation shows the best candidate
+            np.testing.assert_allclose(obs[s : 2 * s], an.summary[0], atol=1e-4)
+            np.testing.assert_allclose(obs[2 * s :], env.search_x, atol=1e-6)
+        assert kept and dropped
+    finally:
+        env.close()
+
+
+def test_step_from_best_in_the_vector_env_keeps_each_row_s_best():
+    from synthenv.features import summary_size
+    from synthenv.vector import SoundMatchVectorEnv
+
+    env = SoundMatchVectorEnv(4, synth="fm", step_from="best", max_steps=20, action_scale=0.3, success_threshold=0.0)
+    s = summary_size("audio")
+    try:
+        obs, info = env.reset(seed=2)
+        d = info["distance"].copy()
+        rng = np.random.default_rng(0)
+        mixed = False
+        for _ in range(10):
+            new, _, _, _, info = env.step(rng.uniform(-1, 1, (4, *env.single_action_space.shape)))
+            same = info["distance"] == d
+            assert (info["distance"] <= d).all()
+            np.testing.assert_array_equal(new[same], obs[same])  # a dropped candidate changes nothing
+            assert not np.array_equal(new[~same][:, s:], obs[~same][:, s:]) or same.all()
+            mixed |= bool(same.any() and (~same).any())
+            obs, d = new, info["distance"].copy()
+        assert mixed  # rows kept and dropped candidates in the same step
+    finally:
+        env.close()
+
+
 def test_pitch_target_fixes_freq_and_search_exposes_it():
     fixed = SoundMatchEnv(synth="fm")
     assert "freq" not in fixed.search_names and fixed.action_space.shape == (5,)
@@ -223,6 +283,7 @@ def test_bad_actions_raise_and_lose_nothing(action, match):
         ({"backend": "vst"}, "unknown backend 'vst'"),
         ({"action_mode": "relative"}, "action_mode must be one of"),
         ({"reward_mode": "final"}, "reward_mode must be one of"),
+        ({"step_from": "start"}, "step_from must be one of"),
         ({"distance": "l2"}, "unknown distance"),
         ({"max_steps": 0}, "max_steps"),
         ({"targets": "/no/such/file.wav"}, "not found"),

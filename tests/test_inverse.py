@@ -279,6 +279,24 @@ def test_eval_compares_the_inverse_methods_at_equal_budgets(tmp_path):
                  methods=("inverse@1",), inverse_model=tmp_path / "missing.npz", log=lambda *a: None)  # fmt: skip
 
 
+def test_the_shipped_policy_from_the_guess_refines_the_starts(tmp_path):
+    """The evidence run trained from the guess (step_from='best', 16 starts, sampled moves): at 50
+    renders it ends closer than the 16 starts alone on held-out targets, and never farther (it keeps
+    the best)."""
+    pytest.importorskip("stable_baselines3")
+    from synthenv.agents.evaluate import evaluate
+
+    run = ROOT / "docs" / "evidence" / "fm-inverse"
+    config = json.loads((run / "config.json").read_text())
+    assert config["env"]["step_from"] == "best" and config["env"]["init"] == "inverse"
+    evaluate(run, n=4, budget=50, reference_budget=0, out=tmp_path, progress=False, examples=0,
+             methods=("ppo", "inverse"), log=lambda *a: None)  # fmt: skip
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    d = {(r["method"], r["target"]): r["logmel_l1"] for r in rows}
+    ppo, starts = (np.array([d[m, i] for i in range(4)]) for m in ("ppo", "inverse"))
+    assert (ppo <= starts + 1e-6).all() and ppo.mean() < 0.9 * starts.mean()
+
+
 def test_episodes_can_start_at_the_closest_of_several_starts():
     one = SoundMatchEnv(synth="fm", init="inverse")
     many = SoundMatchEnv(synth="fm", init="inverse", inverse_starts=8)

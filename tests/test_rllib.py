@@ -153,6 +153,15 @@ def test_rllib_train_eval_match_cli(tmp_path):
     obs = np.zeros(policy.model.observation_space.shape, np.float32)
     action, _ = policy.act(obs)
     assert action.shape == policy.model.action_space.shape and np.all(np.abs(action) <= 1)
+    import torch  # sampled actions (a step_from="best" run samples): around the mean, within bounds, seeded
+
+    torch.manual_seed(0)
+    sampled = np.stack([policy.model.predict(obs[None], deterministic=False)[0][0] for _ in range(200)])
+    assert np.all(np.abs(sampled) <= 1) and sampled.std(axis=0).min() > 0.01
+    mean = policy.model.predict(obs[None])[0][0]
+    assert np.all(np.abs(np.median(sampled, axis=0) - mean) < 0.3)
+    torch.manual_seed(0)
+    assert np.array_equal(policy.model.predict(obs[None], deterministic=False)[0][0], sampled[0])
     assert not ray.is_initialized()  # loading the policy started no Ray instance
 
     out = _cli(["eval", str(run), "--n", "2", "--budget", "10", "--no-progress"], mark)

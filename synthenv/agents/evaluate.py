@@ -1,7 +1,8 @@
 """Compare a trained policy with search baselines at equal render budgets.
 
 For each target every method gets ``budget`` renders and keeps its best candidate: the policy
-(its starting sound and ``budget - 1`` steps), a random policy (random actions in the same env),
+(its starting sound and ``budget - 1`` steps), a random policy (random actions in the same env:
+uniform, or the run's initial action noise when it set one),
 random search, a hill climber and CMA-ES; CMA-ES with ``reference_budget`` renders (1,000 by
 default) is the reference. Where the synth has an inverse model (:mod:`synthenv.inverse`), its
 starts alone (``inverse``: its guesses and nearest bank rows) and every search started from them
@@ -33,13 +34,24 @@ from synthenv.progress import progress_bar
 
 
 class RandomPolicy:
-    """Uniform random actions: the 'random policy' baseline, acting through the same env."""
+    """The 'random policy' baseline, acting through the same env: uniform random actions in [-1, 1],
+    or with ``std`` Gaussian ones of that spread (clipped): the untrained policy's own noise."""
 
-    def __init__(self, action_dim: int, seed: int) -> None:
-        self.dim, self.rng = action_dim, np.random.default_rng(seed)
+    def __init__(self, action_dim: int, seed: int, std: float | None = None) -> None:
+        self.dim, self.rng, self.std = action_dim, np.random.default_rng(seed), std
 
     def predict(self, obs, deterministic: bool = True, **_):
-        return self.rng.uniform(-1, 1, (1, self.dim)).astype(np.float32), None
+        if self.std is None:
+            return self.rng.uniform(-1, 1, (1, self.dim)).astype(np.float32), None
+        return np.clip(self.std * self.rng.standard_normal((1, self.dim)), -1, 1).astype(np.float32), None
+
+
+def random_policy_std(config: dict) -> float | None:
+    """The spread of the random policy for a run: None (uniform) unless the run set PPO's initial
+    action noise (``ppo.policy_kwargs.log_std_init``); then that noise, so that the baseline is the
+    policy before it learned."""
+    log_std = config.get("ppo", {}).get("policy_kwargs", {}).get("log_std_init")
+    return None if log_std is None else float(np.exp(log_std))
 
 
 def check_compatible(policy: Policy, env: SoundMatchEnv) -> None:
@@ -121,6 +133,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     results: dict[str, dict[str, list[float]]] = {m: {} for m in all_methods}
     bar = progress_bar(len(options) * len(all_methods), "evaluating", "search", progress)
     dim = len(env.search_index)
+    n_actions = env.action_space.shape[0]
     # a cold search starts from the synth's defaults, also when the policy's env starts at the guess
     cold_x0 = env.synth.normalize(env.synth.defaults)[env.search_index]
     try:
@@ -133,7 +146,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                     found[method] = policy_search(env_from_guess, policy, budget, opt, seed=seed + i)
                     env_from_guess.reset(seed=seed + i, options=opt)
                 elif method == "random_policy":
-                    rp = Policy(RandomPolicy(dim, seed + i), None, None, config)
+                    rp = Policy(RandomPolicy(n_actions, seed + i, random_policy_std(config)), None, None, config)
                     found[method] = policy_search(env, rp, budget, opt, seed=seed + i)
                 else:
                     env.reset(seed=seed + i, options=opt)
@@ -176,7 +189,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     metric_names = [m for m in ("logmel_l1", "mfcc_l1", "lsd", "multiscale", "server_l1", "param_mae")
                     if m in next(iter(results.values()))]  # fmt: skip
     table = markdown_table(results, metric_names)
-    header = (f"# {config['env']['synth']}: {len(options)} targets ({targets}), {budget} renders per method "
+    which = targets if target_seed is None or targets != "random" else f"random, target seed {target_seed}"
+    header = (f"# {config['env']['synth']}: {len(options)} targets ({which}), {budget} renders per method "
               f"({f'reference: CMA-ES at {reference_budget}' if reference_budget else 'no reference'}), "
               f"backend {env.backend.name}\n\n")  # fmt: skip
     (out_dir / "table.md").write_text(header + table + "\n")

@@ -87,6 +87,12 @@ def export_policy(run_dir: str | Path, fmt: str | None = None, output: str | Pat
             f"{run} holds a recurrent (LSTM) policy: export supports feed-forward PPO runs only (an LSTM's state "
             "would have to go in and out of every call); train one without --recurrent"
         )
+    if config.get("env", {}).get("step_from", "current") == "best":
+        raise SynthenvError(
+            f"{run} was trained with step_from='best': its policy samples its moves from the best candidate so "
+            "far, and an exported file gives only the mean action (which would repeat a rejected move); use the "
+            "run folder itself (match, eval, serve and play take it)"
+        )
     policy = load_policy(run, checkpoint)
     meta = _metadata(policy)
     try:

@@ -33,16 +33,41 @@ class Policy:
         std = np.sqrt(self.obs_var + np.float32(self.epsilon))
         return np.clip((obs - self.obs_mean) / std, -self.clip_obs, self.clip_obs).astype(np.float32)
 
+    @property
+    def deterministic(self) -> bool:
+        """True: the policy acts with its distribution's mean. False for a policy trained with
+        ``step_from="best"``: it proposes moves from the best candidate so far, and samples them (its
+        mean would propose the same rejected move again)."""
+        return self.config.get("env", {}).get("step_from", "current") != "best"
+
+    def seed(self, seed: int) -> None:
+        """Seed the sampling of a policy that samples (see :attr:`deterministic`), so that a search is
+        reproducible (torch's global generator is left as it was)."""
+        self._rng = np.random.default_rng(int(seed))
+
+    def _predict(self, o: np.ndarray, **kw):
+        if self.deterministic:
+            return self.model.predict(o, deterministic=True, **kw)
+        import torch
+
+        rng = getattr(self, "_rng", None)
+        if rng is None:
+            self._rng = rng = np.random.default_rng(0)
+        with torch.random.fork_rng(devices=[]):  # the policy samples with torch: a private, seeded stream
+            torch.manual_seed(int(rng.integers(2**62)))
+            return self.model.predict(o, deterministic=False, **kw)
+
     def act(self, obs: np.ndarray, state=None, episode_start: np.ndarray | None = None):
-        """The deterministic action for one observation ``[D]``: ``(action [A], state)``; ``state`` is
-        the LSTM state of a recurrent policy (pass it back in; ``episode_start`` True on the first step)."""
+        """The action for one observation ``[D]`` (see :attr:`deterministic`): ``(action [A], state)``;
+        ``state`` is the LSTM state of a recurrent policy (pass it back in; ``episode_start`` True on
+        the first step)."""
         o = self.normalize(np.asarray(obs, dtype=np.float32)[None])
         if self.recurrent:
             start = np.ones((1,), dtype=bool) if episode_start is None else episode_start
-            action, state = self.model.predict(o, state=state, episode_start=start, deterministic=True)
+            action, state = self._predict(o, state=state, episode_start=start)
         else:
-            action, _ = self.model.predict(o, deterministic=True)
-        return action[0], state
+            action, _ = self._predict(o)
+        return np.clip(action[0], -1.0, 1.0), state
 
 
 def norm_path(model_path: Path) -> Path:
@@ -108,6 +133,7 @@ def policy_search(env: SoundMatchEnv, policy: Policy, budget: int, options: dict
         raise SynthenvError(f"--budget must be at least {start_renders} render(s) here: the episode's start renders "
                             f"{start_renders} (the inverse model's starts), got {budget}")  # fmt: skip
     obs, info = env.reset(seed=seed, options=options)
+    policy.seed(seed)
     if on_step is not None:
         on_step(0, info)
     best_d, best_x = info["distance"], env.search_x

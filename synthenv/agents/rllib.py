@@ -252,8 +252,9 @@ def obs_filter(algo) -> tuple[np.ndarray, np.ndarray, float] | None:
 
 
 class RLlibModel:
-    """An RLlib RLModule as a deterministic policy with the ``predict`` of stable-baselines3: the mean
-    of the action distribution (on observations normalised as in training), clipped to [-1, 1]."""
+    """An RLlib RLModule as a policy with the ``predict`` of stable-baselines3: the mean of the action
+    distribution (on observations normalised as in training), or with ``deterministic=False`` a sample
+    of it (drawn with torch's generator), clipped to [-1, 1]."""
 
     def __init__(self, module, obs_stats: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
         self.module, self.obs_stats = module, obs_stats
@@ -270,11 +271,14 @@ class RLlibModel:
         import torch
 
         o = self.normalize(np.asarray(obs, dtype=np.float32)).reshape(-1, *self.observation_space.shape)
+        n = int(np.prod(self.action_space.shape))
         with torch.no_grad():
             out = self.module.forward_inference({"obs": torch.from_numpy(o)})
-        n = int(np.prod(self.action_space.shape))
-        mean = out["action_dist_inputs"][:, :n].cpu().numpy()  # a diagonal Gaussian: [mean, log_std]
-        return np.clip(mean, -1.0, 1.0).astype(np.float32), state
+            inputs = out["action_dist_inputs"]  # a diagonal Gaussian: [mean, log_std]
+            action = inputs[:, :n]
+            if not deterministic:
+                action = action + torch.exp(inputs[:, n : 2 * n]) * torch.randn_like(action)
+        return np.clip(action.cpu().numpy(), -1.0, 1.0).astype(np.float32), state
 
 
 def _train(config: dict, run: Path, algo, resume: bool, progress_bar: bool, log) -> Path:
