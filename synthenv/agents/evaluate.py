@@ -133,7 +133,6 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     results: dict[str, dict[str, list[float]]] = {m: {} for m in all_methods}
     bar = progress_bar(len(options) * len(all_methods), "evaluating", "search", progress)
     dim = len(env.search_index)
-    n_actions = env.action_space.shape[0]
     # a cold search starts from the synth's defaults, also when the policy's env starts at the guess
     cold_x0 = env.synth.normalize(env.synth.defaults)[env.search_index]
     try:
@@ -146,7 +145,7 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                     found[method] = policy_search(env_from_guess, policy, budget, opt, seed=seed + i)
                     env_from_guess.reset(seed=seed + i, options=opt)
                 elif method == "random_policy":
-                    rp = Policy(RandomPolicy(n_actions, seed + i, random_policy_std(config)), None, None, config)
+                    rp = Policy(RandomPolicy(dim, seed + i, random_policy_std(config)), None, None, config)
                     found[method] = policy_search(env, rp, budget, opt, seed=seed + i)
                 else:
                     env.reset(seed=seed + i, options=opt)
