@@ -337,10 +337,10 @@ class SoundMatchEnv(gym.Env):
         d = distances.compute(self.distance, ep.target, rendered).astype(np.float64)
         best = ep.d if ep.best is None else ep.best
         if self.step_from == "best":  # keep the closer of the best and the new candidate
-            better = np.flatnonzero(d < ep.d)
             keep = d >= ep.d
+            better = np.flatnonzero(~keep)
             x[keep], d[keep] = ep.x[keep], ep.d[keep]
-            rendered = ep.current.replace_rows(better, rendered.take(better)) if len(better) < len(d) else rendered
+            rendered = ep.current.replace_rows(better, rendered.take(better))
         ep.current = rendered
         if self.reward_mode == "best":  # only a new best counts, by how much it beats the old one
             reward = self.reward(best, np.minimum(best, d), ep.d0)

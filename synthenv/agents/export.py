@@ -76,7 +76,7 @@ def export_policy(run_dir: str | Path, fmt: str | None = None, output: str | Pat
     out = out if out is not None else run / f"policy{FORMATS[fmt]}"
     if not out.parent.is_dir():
         raise SynthenvError(f"output directory {out.parent} does not exist")
-    from synthenv.agents.policy import load_policy
+    from synthenv.agents.policy import load_policy, samples_actions
 
     cfg = run / "config.json"
     config = json.loads(cfg.read_text()) if cfg.is_file() else {}
@@ -87,7 +87,7 @@ def export_policy(run_dir: str | Path, fmt: str | None = None, output: str | Pat
             f"{run} holds a recurrent (LSTM) policy: export supports feed-forward PPO runs only (an LSTM's state "
             "would have to go in and out of every call); train one without --recurrent"
         )
-    if config.get("env", {}).get("step_from", "current") == "best":
+    if samples_actions(config):
         raise SynthenvError(
             f"{run} was trained with step_from='best': its policy samples its moves from the best candidate so "
             "far, and an exported file gives only the mean action (which would repeat a rejected move); use the "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ class Policy:
     recurrent: bool = False
     clip_obs: float = 10.0
     epsilon: float = 1e-8
+    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0), init=False, repr=False)
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         """``clip((obs - mean) / sqrt(var + epsilon), -clip_obs, clip_obs)`` as VecNormalize does (float32);
@@ -35,10 +36,8 @@ class Policy:
 
     @property
     def deterministic(self) -> bool:
-        """True: the policy acts with its distribution's mean. False for a policy trained with
-        ``step_from="best"``: it proposes moves from the best candidate so far, and samples them (its
-        mean would propose the same rejected move again)."""
-        return self.config.get("env", {}).get("step_from", "current") != "best"
+        """True: the policy acts with its distribution's mean; False when it samples (:func:`samples_actions`)."""
+        return not samples_actions(self.config)
 
     def seed(self, seed: int) -> None:
         """Seed the sampling of a policy that samples (see :attr:`deterministic`), so that a search is
@@ -50,11 +49,8 @@ class Policy:
             return self.model.predict(o, deterministic=True, **kw)
         import torch
 
-        rng = getattr(self, "_rng", None)
-        if rng is None:
-            self._rng = rng = np.random.default_rng(0)
         with torch.random.fork_rng(devices=[]):  # the policy samples with torch: a private, seeded stream
-            torch.manual_seed(int(rng.integers(2**62)))
+            torch.manual_seed(int(self._rng.integers(2**62)))
             return self.model.predict(o, deterministic=False, **kw)
 
     def act(self, obs: np.ndarray, state=None, episode_start: np.ndarray | None = None):
@@ -68,6 +64,13 @@ class Policy:
         else:
             action, _ = self._predict(o)
         return np.clip(action[0], -1.0, 1.0), state
+
+
+def samples_actions(config: dict) -> bool:
+    """Whether the policy of a run with this config samples its actions: one trained with
+    ``step_from="best"`` proposes moves from the best candidate so far, and its mean would propose a
+    rejected move again."""
+    return config.get("env", {}).get("step_from", "current") == "best"
 
 
 def norm_path(model_path: Path) -> Path:
