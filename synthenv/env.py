@@ -11,6 +11,9 @@ slice              what                                range
 ``[2S + A, 2S+2A)`` only with ``observe_guess=True``:  ``[0, 1]``
                    the inverse model's best-scored
                    guess of the searchable params
+then ``A`` more    only with ``observe_move=True``:    ``[-1, 1]``
+                   the inverse model's suggested move
+                   (see ``observe_move``)
 =================  ==================================  =====================================
 
 with ``S = 104`` (13 MFCCs x 8 time segments) and ``A`` the number of searchable parameters
@@ -106,6 +109,10 @@ class SoundMatchEnv(gym.Env):
             reset costs (for equal-budget comparisons).
         observe_guess: append the inverse model's guess (searchable params, [0, 1]) to the
             observation, so a policy can use it.
+        observe_move: append the inverse model's suggested move (searchable params, [-1, 1]): what
+            the model hears in the target minus what it hears in the current sound, each its
+            hypothesis nearest the current params (:func:`suggested_move`). Where the model is
+            biased, the bias cancels; what is left points from the current sound toward the target.
         features: "audio" (the Python extractor on rendered audio: numpy, nrt) or "server"
             (scsynth's analysis SynthDef: nrt, live); default "audio", "server" for live. Target and
             candidate always use the same one.
@@ -140,6 +147,7 @@ class SoundMatchEnv(gym.Env):
         inverse_model: str | None = None,
         inverse_starts: int = 1,
         observe_guess: bool = False,
+        observe_move: bool = False,
         features: str | None = None,
         metrics: bool | str = False,
         render_mode: str | None = None,
@@ -171,6 +179,7 @@ class SoundMatchEnv(gym.Env):
         self.step_from = step_from
         self.init = init
         self.observe_guess = bool(observe_guess)
+        self.observe_move = bool(observe_move)
         self.inverse_starts = int(inverse_starts)
         #: renders a reset spends on the starting sound (targets not counted)
         self.start_renders = self.inverse_starts if init == "inverse" else 1
@@ -187,8 +196,9 @@ class SoundMatchEnv(gym.Env):
         s = summary_size(features)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
         n_x = n_act * (2 if self.observe_guess else 1)
-        low = np.concatenate([np.full(2 * s, -SUMMARY_CLIP), np.zeros(n_x)]).astype(np.float32)
-        high = np.concatenate([np.full(2 * s, SUMMARY_CLIP), np.ones(n_x)]).astype(np.float32)
+        n_move = n_act if self.observe_move else 0
+        low = np.concatenate([np.full(2 * s, -SUMMARY_CLIP), np.zeros(n_x), -np.ones(n_move)]).astype(np.float32)
+        high = np.concatenate([np.full(2 * s, SUMMARY_CLIP), np.ones(n_x + n_move)]).astype(np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
 
         self._ep: Episodes | None = None
@@ -365,6 +375,8 @@ class SoundMatchEnv(gym.Env):
         parts = [ep.target.summary, ep.current.summary, ep.x[:, self.search_index]]
         if self.observe_guess:
             parts.append(ep.guess)
+        if self.observe_move:
+            parts.append(suggested_move(self.inverse, ep.target.logmel, ep.current.logmel, ep.x, self.search_index))
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def infos(self, ep: Episodes, rows: range | list[int] | None = None) -> list[dict]:
@@ -503,8 +515,9 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
     _check_choice("init", a["init"], ("default", "random", "inverse"))
     _check_choice("reward_mode", a["reward_mode"], ("improvement", "best"))
     _check_choice("step_from", a["step_from"], ("current", "best"))
-    if not isinstance(a["observe_guess"], bool):
-        raise ConfigError(f"observe_guess must be True or False, got {a['observe_guess']!r}")
+    for name in ("observe_guess", "observe_move"):
+        if not isinstance(a[name], bool):
+            raise ConfigError(f"{name} must be True or False, got {a[name]!r}")
     n = a["inverse_starts"]
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise ConfigError(f"inverse_starts must be a whole number >= 1, got {n!r}")
@@ -532,19 +545,34 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
     targets = a["targets"]
     a["targets"] = None if _is_random(targets) else AudioTargets(targets, int(sample_rate), float(duration))
     a["inverse"] = None
-    if a["init"] == "inverse" or a["observe_guess"]:
+    if a["init"] == "inverse" or a["observe_guess"] or a["observe_move"]:
         from synthenv.inverse import require_model
 
         if a["features"] != "audio":
-            raise ConfigError("init='inverse' and observe_guess read the target's log-mel: they need features='audio' "
+            raise ConfigError("init='inverse', observe_guess and observe_move read log-mel: they need features='audio' "
                               "(backend 'numpy' or 'nrt')")  # fmt: skip
         a["inverse"] = require_model(a["inverse_model"], get_synth(a["synth"]).name, sample_rate, duration)
         if n > a["inverse"].max_starts:
             raise ConfigError(f"inverse_starts must be at most {a['inverse'].max_starts} (the starts the inverse model "
                               f"gives: its first guesses and nearest bank rows), got {n}")  # fmt: skip
     elif a["inverse_model"] is not None:
-        raise ConfigError("inverse_model is used only with init='inverse' or observe_guess=True")
+        raise ConfigError("inverse_model is used only with init='inverse', observe_guess=True or observe_move=True")
     return a
+
+
+def suggested_move(model, target_logmel: np.ndarray, current_logmel: np.ndarray, x: np.ndarray,
+                   cols: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The inverse model's suggested move ``[B, len(cols)]`` in [-1, 1] for the params ``cols`` of ``x
+    [B, P]`` (normalised): its hypothesis for the target minus its hypothesis for the current sound,
+    each the one of its K hypotheses nearest ``x`` in those columns (so both read the same mode of an
+    ambiguous sound)."""
+
+    def nearest(logmel: np.ndarray) -> np.ndarray:
+        hyp = model.guesses(logmel)[:, :, cols]  # [B, K, A]
+        k = np.argmin(np.square(hyp - x[:, None, cols]).sum(axis=2), axis=1)
+        return hyp[np.arange(len(x)), k]
+
+    return np.clip(nearest(target_logmel) - nearest(current_logmel), -1.0, 1.0)
 
 
 def _per_row(metrics: dict[str, np.ndarray]) -> list[dict[str, float]]:

@@ -14,7 +14,7 @@ import soundfile
 from conftest import needs_scsynth, pluck
 
 from synthenv import inverse
-from synthenv.env import SoundMatchEnv
+from synthenv.env import SoundMatchEnv, suggested_move
 from synthenv.errors import ConfigError, SynthenvError
 from synthenv.synths import BUILTIN_SYNTHS
 
@@ -332,6 +332,35 @@ def test_observe_guess_appends_the_guess(tmp_path):
     finally:
         env.close()
         plain.close()
+
+
+def test_observe_move_points_toward_the_target():
+    """The suggested move (target's reading minus the current sound's) is appended after the guess, is
+    zero at the target itself, and a step along it gets closer far more often than a random step."""
+    env = SoundMatchEnv(synth="subtractive", observe_guess=True, observe_move=True, action_scale=0.05)
+    try:
+        a = len(env.search_index)
+        assert env.observation_space.shape[0] == SoundMatchEnv(synth="subtractive").observation_space.shape[0] + 2 * a
+        obs, _ = env.reset(seed=3)
+        assert env.observation_space.contains(obs) and np.abs(obs[-a:]).max() > 0.01
+        m = inverse.load_model(None, "subtractive")
+        t = env.target_analysis.logmel
+        assert np.abs(suggested_move(m, t, t, env._ep.x, env.search_index)).max() == 0.0
+        wins_move = wins_random = 0
+        rng = np.random.default_rng(0)
+        for seed in range(12):
+            obs, info = env.reset(seed=seed)
+            x, d0, move = env.search_x, info["distance"], obs[-a:]
+            step = 0.25 * move / max(np.linalg.norm(move), 1e-9)
+            noise = rng.standard_normal(a)
+            d = env.score(np.stack([x + step, x + 0.25 * noise / np.linalg.norm(noise)]))[0]
+            wins_move += d[0] < d0
+            wins_random += d[1] < d0
+        assert wins_move >= 9 and wins_move > wins_random + 3, (wins_move, wins_random)
+        with pytest.raises(ConfigError, match="observe_move must be True or False"):
+            SoundMatchEnv(synth="fm", observe_move="yes")
+    finally:
+        env.close()
 
 
 def test_bad_models_and_requests_are_clear_errors(tmp_path, recording):
