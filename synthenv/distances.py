@@ -8,6 +8,7 @@ case), and returns float32 ``[B]``. Both analyses are loudness-normalised by def
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -83,19 +84,29 @@ def logmel_l1(ref: Analysis, est: Analysis) -> np.ndarray:
     return _mean_over(np.abs(ref.logmel - est.logmel))
 
 
+_DB = math.log(10.0) / 10.0  # natural-log units per dB of power (a Python float: float32 stays float32)
+
+
+def _over_floor(db: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """``10·log10(10^(db/10) + 10^(floor/10))``: the level of a cell with the floor's power added, so
+    what lies far below the floor reads as the floor and what lies far above it keeps its level."""
+    return np.logaddexp(db * _DB, floor * _DB) / _DB
+
+
 @register_distance(
     "audible",
     "dB",
-    f"mean over FFT sizes {'/'.join(map(str, AUDIBLE_FFTS))} of mean |logmel_ref - logmel_est| (64 bands, dB), both "
-    f"floored at the louder sound's peak - {AUDIBLE_RANGE_DB:g} dB: what lies below a listener's range counts as equal",
+    f"mean over FFT sizes {'/'.join(map(str, AUDIBLE_FFTS))} of mean |L_ref - L_est| over frames and 64 mel bands, "
+    f"L = 10 log10(P_mel + P_floor) with P_floor {AUDIBLE_RANGE_DB:g} dB below the louder sound's peak cell: a soft "
+    "floor, so what lies below a listener's range barely counts and the distance stays smooth across it",
 )
 def audible(ref: Analysis, est: Analysis) -> np.ndarray:
     total = 0.0
     for n_fft in AUDIBLE_FFTS:
         r, e = ref.logmel_at(n_fft), est.logmel_at(n_fft)
         peak = np.maximum(r.reshape(r.shape[0], -1).max(axis=1), e.reshape(e.shape[0], -1).max(axis=1))
-        floor = (peak - AUDIBLE_RANGE_DB)[:, None, None]
-        total = total + _mean_over(np.abs(np.maximum(r, floor) - np.maximum(e, floor)))
+        floor = (peak - AUDIBLE_RANGE_DB).astype(np.float32)[:, None, None]
+        total = total + _mean_over(np.abs(_over_floor(r, floor) - _over_floor(e, floor)))
     return total / len(AUDIBLE_FFTS)
 
 

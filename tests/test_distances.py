@@ -78,6 +78,34 @@ def test_audible_ignores_what_lies_below_a_listeners_range_and_logmel_l1_does_no
     assert audible[2] > 3.0 and logmel[2] > 3.0
 
 
+def test_audible_floor_is_soft():
+    """audible is 10·log10(P + P_floor) per cell, P_floor 70 dB below the louder peak: a component 10 dB
+    below the range barely counts (a hard floor would count it as nothing at all: the search would get no
+    pull toward it), one 20 dB above counts fully, and the value equals the formula."""
+    t = np.arange(SR) / SR
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    high = np.sin(2 * np.pi * 5000 * t)  # far from the tone: its own cells
+    sounds = np.stack([tone, tone + 0.5 * 10 ** (-80 / 20) * high, tone + 0.5 * 10 ** (-50 / 20) * high])
+    a = analyze(sounds.astype(np.float32), SR)
+    ref = a.take([0])
+    d = distances.compute("audible", ref, a)
+
+    def by_formula(floor_fn):
+        total = 0.0
+        for n_fft in distances.AUDIBLE_FFTS:
+            r, e = ref.logmel_at(n_fft).astype(np.float64), a.logmel_at(n_fft).astype(np.float64)
+            peak = np.maximum(r.max(), e.reshape(len(e), -1).max(axis=1))[:, None, None]
+            fl = peak - distances.AUDIBLE_RANGE_DB
+            total = total + np.abs(floor_fn(r, fl) - floor_fn(e, fl)).mean(axis=(1, 2))
+        return total / len(distances.AUDIBLE_FFTS)
+
+    soft = by_formula(lambda x, fl: 10 * np.log10(10 ** (x / 10) + 10 ** (fl / 10)))
+    hard = by_formula(np.maximum)
+    np.testing.assert_allclose(d, soft, rtol=1e-4, atol=1e-5)
+    assert 0.002 < d[1] < 0.05 and d[1] > 5 * hard[1], (d, hard)  # below the range: a little, not nothing
+    assert d[2] > 20 * d[1]
+
+
 def test_audible_floor_follows_the_louder_sound_of_each_pair(fm_batch):
     """The floor is set per pair by the louder peak: the batched result equals pair-by-pair results."""
     _, _, an = fm_batch
