@@ -320,3 +320,25 @@ def test_local_searches_start_from_the_best_of_a_space_filling_batch():
         found = [run_search(method, rastrigin, dim, budget, seed=s, x0=np.full(dim, 0.9)).distance for s in range(8)]
         rnd = [run_search("random", rastrigin, dim, budget, seed=s).distance for s in range(8)]
         assert np.mean(found) < 0.9 * np.mean(rnd), (method, np.mean(found), np.mean(rnd))  # deterministic (seeded)
+
+
+@pytest.mark.parametrize("method", ["cmaes", "hillclimb"])
+def test_a_cold_search_counts_renders_it_is_given_as_part_of_its_exploration(method):
+    """``--synth auto`` probes every synth first; the chosen synth's cold search takes the probe's renders
+    as the start of its space-filling batch (not as a start to refine from), so it explores as much as
+    a search that started alone. From an inverse model's starts (``starts`` given) it refines at once."""
+    from synthenv.agents.search import explore_size
+
+    dim, budget = 6, 200
+    obj = quadratic(np.full(dim, 0.3))
+    probe = np.random.default_rng(5).random((12, dim))
+    calls = []
+    res = run_search(method, lambda X: calls.append(len(X)) or obj(X), dim, budget, 0, known=(probe, obj(probe)))
+    assert calls[0] == explore_size(budget, dim) - len(probe) and sum(calls) == budget - len(probe) == res.renders - 12
+    calls.clear()
+    run_search(method, lambda X: calls.append(len(X)) or obj(X), dim, budget, 0, starts=probe[:0],
+               known=(probe, obj(probe)))  # fmt: skip
+    assert calls[0] < 20  # a local step (a CMA-ES generation, a climber's batch), no exploring batch
+    many = np.random.default_rng(6).random((80, dim))  # a probe larger than the exploring batch: nothing more
+    res = run_search(method, obj, dim, 1000, 0, known=(many, obj(many)))
+    assert res.renders == 1000 and res.distance < obj(many).min()

@@ -155,7 +155,7 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
             if probe is not None and starts is not None:  # the probe rendered the first starts
                 known = probe[name][2]
                 starts = starts[len(known[0]) :]
-            x0 = env.search_x if probe is None else probe[name][0]
+            x0 = env.search_x if probe is None else None  # the probe's batch began at the defaults
             total = left + (0 if known is None else len(known[0]))
             res = (run_search(method, objective(env), len(env.search_index), total, seed, x0, starts, known)
                    if left else None)  # fmt: skip

@@ -68,16 +68,21 @@ def random_search(
     return t.result()
 
 
-def explore(t: Tracker, dim: int, n: int, seed: int, x0: np.ndarray | None = None) -> np.ndarray:
+def explore(t: Tracker, dim: int, n: int, seed: int, x0: np.ndarray | None = None,
+            known: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Spend ``n`` renders on a space-filling batch (Latin hypercube, plus ``x0`` when given) and return
-    the candidates ``[n, dim]`` sorted from best to worst: where the local searches start."""
+    the candidates ``[m, dim]`` sorted from best to worst: where the local searches start. ``known``
+    (candidates rendered before, e.g. by ``--synth auto``'s probe; already in ``t``) join the ranking,
+    so a probe is part of the exploration, not a second one."""
     from scipy.stats import qmc
 
-    n = min(n, t.left)
+    n = max(0, min(n, t.left))
     X = qmc.LatinHypercube(d=dim, seed=np.random.default_rng(seed)).random(n)
     if x0 is not None and n:
         X[0] = np.clip(x0, 0.0, 1.0)
-    d = t(X)
+    d = t(X) if n else np.empty(0)
+    if known is not None and len(known[0]):
+        X, d = np.concatenate([np.atleast_2d(known[0]), X]), np.concatenate([np.asarray(known[1], dtype=float), d])
     return X[np.argsort(d, kind="stable")]
 
 
@@ -110,10 +115,10 @@ def hill_climb(objective: Objective, dim: int, budget: int, rng: np.random.Gener
     λ Gaussian steps around the best so far; the step shrinks when no step improves, grows when one
     does (a 1/5th-success-style rule)."""
     t = _begin(objective, budget, starts, known)
-    if len(t.curve):
+    if starts is not None and len(t.curve):
         sigma = start_sigma(t.best_d)
     else:
-        explore(t, dim, explore_size(budget, dim), int(rng.integers(2**31)), x0)
+        explore(t, dim, explore_size(budget, dim) - len(t.curve), int(rng.integers(2**31)), x0, known)
     while t.left:
         before = t.best_d
         t(t.best_x + sigma * rng.standard_normal((min(batch, t.left), dim)))
@@ -133,10 +138,10 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     import cma
 
     t = _begin(objective, budget, starts, known)
-    if len(t.curve):
+    if starts is not None and len(t.curve):
         sigma = start_sigma(t.best_d) if sigma0 is None else float(sigma0)
     else:
-        ranked = explore(t, dim, explore_size(budget, dim), seed, x0)
+        ranked = explore(t, dim, explore_size(budget, dim) - len(t.curve), seed, x0, known)
         elite = ranked[: max(2, len(ranked) // 10)]
         sigma = float(np.clip(elite.std(axis=0).mean(), 0.05, 0.3)) if sigma0 is None else float(sigma0)
     restart = 0
@@ -173,7 +178,8 @@ def run_search(method: str, objective: Objective, dim: int, budget: int, seed: i
                known: tuple[np.ndarray, np.ndarray] | None = None) -> SearchResult:  # fmt: skip
     """Run ``method``; ``starts`` ``[n, dim]`` (an inverse model's guesses, best first) are rendered
     first and the search refines from the closest (random search: keeps sampling uniformly).
-    ``known`` (candidates and distances rendered before, e.g. by a probe) count against ``budget``."""
+    ``known`` (candidates and distances rendered before, e.g. by ``--synth auto``'s probe) count against
+    ``budget``; a cold search (no ``starts``) counts them as part of its exploration."""
     rng = np.random.default_rng(seed)
     if starts is not None:
         starts = np.clip(np.atleast_2d(np.asarray(starts, dtype=np.float64)), 0.0, 1.0)[: max(budget, 1)]
