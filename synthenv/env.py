@@ -113,6 +113,10 @@ class SoundMatchEnv(gym.Env):
             the model hears in the target minus what it hears in the current sound, each its
             hypothesis nearest the current params (:func:`suggested_move`). Where the model is
             biased, the bias cancels; what is left points from the current sound toward the target.
+        move_gain: with ``action_mode="delta"``, each step also moves by ``move_gain`` times the
+            suggested move (normalised units): the action is then a residual on top of the inverse
+            model's suggestion (residual policy learning), so an untrained policy already follows it.
+            0 (default) is off; it needs an inverse model like ``observe_move``.
         features: "audio" (the Python extractor on rendered audio: numpy, nrt) or "server"
             (scsynth's analysis SynthDef: nrt, live); default "audio", "server" for live. Target and
             candidate always use the same one.
@@ -148,6 +152,7 @@ class SoundMatchEnv(gym.Env):
         inverse_starts: int = 1,
         observe_guess: bool = False,
         observe_move: bool = False,
+        move_gain: float = 0.0,
         features: str | None = None,
         metrics: bool | str = False,
         render_mode: str | None = None,
@@ -180,6 +185,7 @@ class SoundMatchEnv(gym.Env):
         self.init = init
         self.observe_guess = bool(observe_guess)
         self.observe_move = bool(observe_move)
+        self.move_gain = float(move_gain)
         self.inverse_starts = int(inverse_starts)
         #: renders a reset spends on the starting sound (targets not counted)
         self.start_renders = self.inverse_starts if init == "inverse" else 1
@@ -340,7 +346,10 @@ class SoundMatchEnv(gym.Env):
         x = ep.x.copy()
         cols = self.search_index
         if self.action_mode == "delta":
-            x[:, cols] = np.clip(x[:, cols] + self.action_scale * actions, 0.0, 1.0)
+            step = self.action_scale * actions
+            if self.move_gain:
+                step = step + self.move_gain * self.move(ep)
+            x[:, cols] = np.clip(x[:, cols] + step, 0.0, 1.0)
         else:
             x[:, cols] = (actions + 1.0) / 2.0
         rendered = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
@@ -359,7 +368,7 @@ class SoundMatchEnv(gym.Env):
         ep.best = np.minimum(best, d)
         ep.success = d < self.success_threshold
         reward = reward + self.success_bonus * ep.success
-        ep.x, ep.d = x, d
+        ep.x, ep.d, ep.move = x, d, None
         ep.steps = ep.steps + 1
         truncated = ~ep.success & (ep.steps >= self.max_steps)
         return self.observe(ep), reward.astype(np.float64), ep.success.copy(), truncated
@@ -376,8 +385,15 @@ class SoundMatchEnv(gym.Env):
         if self.observe_guess:
             parts.append(ep.guess)
         if self.observe_move:
-            parts.append(suggested_move(self.inverse, ep.target.logmel, ep.current.logmel, ep.x, self.search_index))
+            parts.append(self.move(ep))
         return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def move(self, ep: Episodes) -> np.ndarray:
+        """The inverse model's suggested move ``[B, A]`` for the episodes' current sounds (:func:`suggested_move`),
+        computed once per step (``observe_move`` shows it, ``move_gain`` follows it)."""
+        if ep.move is None:
+            ep.move = suggested_move(self.inverse, ep.target.logmel, ep.current.logmel, ep.x, self.search_index)
+        return ep.move
 
     def infos(self, ep: Episodes, rows: range | list[int] | None = None) -> list[dict]:
         """One info dict per episode (see the class doc); with ``metrics``, every distance of the rows
@@ -494,6 +510,7 @@ class Episodes:
     success: np.ndarray
     guess: np.ndarray | None = None  # the inverse model's guesses [B, A] (init="inverse" or observe_guess)
     best: np.ndarray | None = None  # the best distance of each episode so far [B]
+    move: np.ndarray | None = None  # the inverse model's suggested move [B, A] for x (computed on first use)
 
 
 def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
@@ -518,6 +535,11 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
     for name in ("observe_guess", "observe_move"):
         if not isinstance(a[name], bool):
             raise ConfigError(f"{name} must be True or False, got {a[name]!r}")
+    gain = a["move_gain"]
+    if isinstance(gain, bool) or not (isinstance(gain, int | float) and np.isfinite(gain) and 0 <= gain <= 1):
+        raise ConfigError(f"move_gain must be a number in [0, 1] (normalised units per step), got {gain!r}")
+    if gain and a["action_mode"] != "delta":
+        raise ConfigError("move_gain adds to delta actions: it needs action_mode='delta'")
     n = a["inverse_starts"]
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise ConfigError(f"inverse_starts must be a whole number >= 1, got {n!r}")
@@ -545,18 +567,18 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
     targets = a["targets"]
     a["targets"] = None if _is_random(targets) else AudioTargets(targets, int(sample_rate), float(duration))
     a["inverse"] = None
-    if a["init"] == "inverse" or a["observe_guess"] or a["observe_move"]:
+    if a["init"] == "inverse" or a["observe_guess"] or a["observe_move"] or gain:
         from synthenv.inverse import require_model
 
         if a["features"] != "audio":
-            raise ConfigError("init='inverse', observe_guess and observe_move read log-mel: they need features='audio' "
-                              "(backend 'numpy' or 'nrt')")  # fmt: skip
+            raise ConfigError("init='inverse', observe_guess, observe_move and move_gain read log-mel: they need "
+                              "features='audio' (backend 'numpy' or 'nrt')")  # fmt: skip
         a["inverse"] = require_model(a["inverse_model"], get_synth(a["synth"]).name, sample_rate, duration)
         if n > a["inverse"].max_starts:
             raise ConfigError(f"inverse_starts must be at most {a['inverse'].max_starts} (the starts the inverse model "
                               f"gives: its first guesses and nearest bank rows), got {n}")  # fmt: skip
     elif a["inverse_model"] is not None:
-        raise ConfigError("inverse_model is used only with init='inverse', observe_guess=True or observe_move=True")
+        raise ConfigError("inverse_model is used only with init='inverse', observe_guess, observe_move or move_gain")
     return a
 
 

@@ -73,9 +73,10 @@ class SoundMatchVectorEnv(VectorEnv):
             final_obs = obs[done].copy()
             final_infos = self.core.infos(self._ep, list(done))
             fresh = self.core.begin_episodes([self._rngs[i] for i in done], [{}] * done.size)
+            fresh_obs = self.core.observe(fresh)  # first: what it computes (the suggested move) is carried over
             self._ep = _replace_rows(self._ep, done, fresh)
             obs = obs.copy()
-            obs[done] = self.core.observe(fresh)
+            obs[done] = fresh_obs
             fresh_infos = self._batch_infos(fresh)
             for key, value in fresh_infos.items():
                 infos[key][done] = value
@@ -121,7 +122,7 @@ def _replace_rows(ep: Episodes, rows: np.ndarray, fresh: Episodes) -> Episodes:
         targets, ep.target.replace_rows(rows, fresh.target), put(ep.x, fresh.x),
         ep.current.replace_rows(rows, fresh.current), put(ep.d0, fresh.d0), put(ep.d, fresh.d),
         put(ep.steps, fresh.steps), put(ep.success, fresh.success), put(ep.guess, fresh.guess),
-        put(ep.best, fresh.best),
+        put(ep.best, fresh.best), put(ep.move, fresh.move),
     )  # fmt: skip
 
 

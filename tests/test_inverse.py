@@ -319,6 +319,27 @@ def test_episodes_can_start_at_the_closest_of_several_starts():
         SoundMatchEnv(synth="fm", init="inverse", inverse_starts=17)
 
 
+def test_move_gain_adds_the_suggested_move_to_each_step():
+    """With move_gain, a delta step is action_scale * action + move_gain * the suggested move (the one
+    the observation shows): an untrained policy already follows the inverse model."""
+    env = SoundMatchEnv(synth="subtractive", observe_move=True, move_gain=0.25, action_scale=0.05)
+    try:
+        a = len(env.search_index)
+        obs, _ = env.reset(seed=2)
+        for action in (np.zeros(a, np.float32), np.full(a, 0.5, np.float32)):
+            x, move = env.search_x.copy(), obs[-a:].astype(np.float64)
+            assert np.abs(move).max() > 0.01
+            obs, *_ = env.step(action)
+            np.testing.assert_allclose(env.search_x, np.clip(x + 0.05 * action + 0.25 * move, 0, 1), atol=1e-6)
+    finally:
+        env.close()
+    for bad in (-0.1, 1.5, float("nan"), True, "0.2"):
+        with pytest.raises(ConfigError, match="move_gain must be a number in"):
+            SoundMatchEnv(synth="subtractive", move_gain=bad)
+    with pytest.raises(ConfigError, match="needs action_mode='delta'"):
+        SoundMatchEnv(synth="subtractive", move_gain=0.2, action_mode="absolute")
+
+
 def test_observe_guess_appends_the_guess(tmp_path):
     env = SoundMatchEnv(synth="fm", observe_guess=True)
     plain = SoundMatchEnv(synth="fm")

@@ -73,7 +73,7 @@ def _take_rows(ep: Episodes, rows: np.ndarray) -> Episodes:
     return Episodes(
         [ep.targets[i] for i in rows], ep.target.take(rows), ep.x[rows], ep.current.take(rows), ep.d0[rows],
         ep.d[rows], ep.steps[rows], ep.success[rows], None if ep.guess is None else ep.guess[rows],
-        None if ep.best is None else ep.best[rows],
+        None if ep.best is None else ep.best[rows], None if ep.move is None else ep.move[rows],
     )  # fmt: skip
 
 
