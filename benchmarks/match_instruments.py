@@ -5,9 +5,10 @@
         [--synths fm,subtractive,additive,auto] [--distances audible,logmel_l1] [--init cold|inverse]
         [--json out.json]
 
-Two sets of 20 General MIDI instruments (one 1 s note each), rendered with fluidsynth from two
-SoundFonts of different origin: FluidR3 GM (Debian ``fluid-soundfont-gm``) and TimGM6mb (Debian
-``timgm6mb-soundfont``); ``--folder DIR`` matches WAV files instead. For every note, synth and
+Sets of 20 General MIDI instruments (one 1 s note each), rendered with fluidsynth from SoundFonts of
+different origin: FluidR3 GM (Debian ``fluid-soundfont-gm``) and TimGM6mb (Debian ``timgm6mb-soundfont``),
+and with ``--sets ...,csound`` csound's GM bank (Debian ``csound-soundfont``); ``--folder DIR`` matches WAV
+files instead. For every note, synth and
 objective distance it runs ``match(method="cmaes", budget=B, distance=D)`` (``auto``: every synth
 probed, the rest of the budget on the closest) and the best of ``B`` random patches on the same
 objective (pitch fixed from the note in both; for ``auto``, of the synth ``auto`` chose). Every
@@ -34,6 +35,7 @@ import soundfile
 SOUNDFONTS = {  # name -> (path, Debian package)
     "fluidr3": (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), "fluid-soundfont-gm"),
     "timgm6mb": (Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), "timgm6mb-soundfont"),
+    "csound": (Path("/usr/share/sounds/sf2/sf_GMbank.sf2"), "csound-soundfont"),  # a third origin: csound's GM bank
 }
 SOUNDFONT = SOUNDFONTS["fluidr3"][0]
 #: name -> (General MIDI program, MIDI note)
