@@ -361,7 +361,9 @@ def test_observe_move_points_toward_the_target():
     env = SoundMatchEnv(synth="subtractive", observe_guess=True, observe_move=True, action_scale=0.05)
     try:
         a = len(env.search_index)
-        assert env.observation_space.shape[0] == SoundMatchEnv(synth="subtractive").observation_space.shape[0] + 2 * a
+        plain = SoundMatchEnv(synth="subtractive")
+        assert env.observation_space.shape[0] == plain.observation_space.shape[0] + 2 * a
+        plain.close()
         obs, _ = env.reset(seed=3)
         assert env.observation_space.contains(obs) and np.abs(obs[-a:]).max() > 0.01
         m = inverse.load_model(None, "subtractive")
