@@ -47,17 +47,6 @@ def test_cmaes_beats_random_search_on_a_smooth_objective():
     assert cma < rnd / 5
 
 
-def test_cmaes_reaches_optima_on_the_bounds():
-    """Matches of real notes often want a knob at the end of its range (the shortest attack, the
-    longest decay): CMA-ES runs unbounded and renders the projection onto [0, 1], so it gets there at
-    once (with the cma package's own bound transform it stopped ~10x farther: mean 0.075 here)."""
-    target = np.array([0.0, 1.0, 1.0, 0.0, 0.3, 1.0])
-    obj = lambda X: np.abs(np.atleast_2d(X) - target).sum(axis=1)  # noqa: E731
-    found = [run_search("cmaes", obj, 6, 200, seed=s) for s in range(5)]
-    assert np.mean([r.distance for r in found]) < 0.02
-    assert all(((r.x >= 0) & (r.x <= 1)).all() for r in found)  # what it returns was rendered: inside the box
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "fm"

@@ -134,10 +134,7 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     its best tenth (or ``sigma0``), restarted from the best so far with half the step whenever it
     converges while renders are left. One batched render per generation. With ``starts`` (e.g. an
     inverse model's guesses) those are rendered instead of the batch, and CMA-ES starts from the
-    closest with :func:`start_sigma` of its distance (or ``sigma0``). CMA-ES itself runs unbounded: a
-    candidate outside the box is rendered at its projection onto [0, 1] and told its distance plus
-    :data:`BOUND_PENALTY` per squared unit outside, so optima on a bound (a shortest attack, a full
-    index) are reached at once (the ``cma`` package's bound transform approaches them slowly)."""
+    closest with :func:`start_sigma` of its distance (or ``sigma0``)."""
     import cma
 
     t = _begin(objective, budget, starts, known)
@@ -150,22 +147,19 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     restart = 0
     while t.left:
         es = cma.CMAEvolutionStrategy(
-            t.best_x, sigma, {"seed": int(seed) + 1 + restart, "verbose": -9, "maxfevals": t.left},
+            t.best_x, sigma,
+            {"bounds": [0.0, 1.0], "seed": int(seed) + 1 + restart, "verbose": -9, "maxfevals": t.left},
         )  # fmt: skip
         while t.left and not es.stop():
             X = np.array(es.ask())
-            d = t(X)  # rendered at X clipped to [0, 1]
+            d = t(X)
             if len(d) < len(X):  # budget ran out inside this generation
                 break
-            es.tell(list(X), list(d + BOUND_PENALTY * np.square(X - np.clip(X, 0.0, 1.0)).sum(axis=1)))
+            es.tell(list(X), list(d))
         restart += 1
         sigma = max(0.01, sigma / 2)
     return t.result()
 
-
-#: CMA-ES runs unbounded; a candidate outside [0, 1] is rendered at its projection onto the box and told
-#: this much per squared unit outside (so the mean stays near the box and a bound is reached at once)
-BOUND_PENALTY = 1.0
 
 METHODS = ("random", "hillclimb", "cmaes")
 
