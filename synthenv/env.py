@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -536,7 +537,7 @@ def check_env_kwargs(**kwargs: Any) -> dict[str, Any]:
         if not isinstance(a[name], bool):
             raise ConfigError(f"{name} must be True or False, got {a[name]!r}")
     gain = a["move_gain"]
-    if isinstance(gain, bool) or not (isinstance(gain, int | float) and np.isfinite(gain) and 0 <= gain <= 1):
+    if isinstance(gain, bool) or not (isinstance(gain, numbers.Real) and np.isfinite(gain) and 0 <= gain <= 1):
         raise ConfigError(f"move_gain must be a number in [0, 1] (normalised units per step), got {gain!r}")
     if gain and a["action_mode"] != "delta":
         raise ConfigError("move_gain adds to delta actions: it needs action_mode='delta'")

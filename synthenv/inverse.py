@@ -18,10 +18,10 @@ best-scored one.
 
 Why a bank of neighbours too: a network is only as good as its inputs are like its training data.
 On real recordings (sounds the synth cannot make exactly) the network's guesses were no closer than
-a handful of random patches (fm on 20 General MIDI notes: 16.4 dB ``audible`` for the closest of its
-first four guesses, 15.5 for the best of 8 Latin-hypercube patches), while the rendered dataset
-rows nearest to the recording in a 32-dimensional PCA of the same inputs were as close as the best
-of 50-200 random patches (12.96 dB for the closest of 8). So the model also carries
+a handful of random patches (fm on 20 General MIDI notes, ``audible`` with its earlier hard floor:
+16.4 dB for the closest of its first four guesses, 15.5 for the best of 8 Latin-hypercube patches),
+while the rendered dataset rows nearest to the recording in a 32-dimensional PCA of the same inputs
+were as close as the best of 50-200 random patches (12.96 dB for the closest of 8). So the model also carries
 :data:`BANK_ROWS` training rows (PCA embeddings in int8, params in uint8: a few MB), and
 :meth:`InverseModel.starts` interleaves the network's guesses with the nearest bank rows: in domain
 the network is the better guide, out of domain the bank is.

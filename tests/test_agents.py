@@ -306,6 +306,31 @@ def test_match_auto_spends_its_budget_once_not_once_per_synth(recording, tmp_pat
     assert [d for _, d in seen] == sorted((d for _, d in seen), reverse=True)
 
 
+def test_match_auto_hands_the_probe_of_the_chosen_synth_to_its_cold_search(recording, tmp_path, monkeypatch):
+    """A cold ``--synth auto``: the chosen synth's search is given that synth's probe renders (X and their
+    distances) as part of its budget, so they count as the start of its exploring batch."""
+    import synthenv.agents.match as match_module
+    from synthenv.synths import available_synths
+
+    calls = []
+
+    def spy(method, objective, dim, budget, seed, x0=None, starts=None, known=None):
+        calls.append({"budget": budget, "x0": x0, "starts": starts, "known": known})
+        return run_search(method, objective, dim, budget, seed, x0, starts, known)
+
+    monkeypatch.setattr(match_module, "run_search", spy)
+    n, budget = len(available_synths()), 60
+    k = max(1, min(max(4, budget // (4 * n)), (budget - 1) // n))  # the probe's renders per synth
+    best = match_module.match(recording, synth="auto", budget=budget, init="cold", backend="numpy",
+                              out_dir=tmp_path, log=lambda *a: None)  # fmt: skip
+    assert len(calls) == 1 and best["renders"] == budget
+    call = calls[0]
+    assert call["starts"] is None and call["known"] is not None
+    X, d = call["known"]
+    assert X.shape[0] == len(d) == k and call["budget"] == budget - (n - 1) * k  # its probe plus what is left
+    assert best["distance"] <= d.min()
+
+
 def test_local_searches_start_from_the_best_of_a_space_filling_batch():
     """CMA-ES and the hill climber spend a quarter of the budget exploring first, then refine its best:
     they beat random sampling at the same budget on a multimodal objective, from a poor start."""

@@ -331,8 +331,14 @@ def test_move_gain_adds_the_suggested_move_to_each_step():
             assert np.abs(move).max() > 0.01
             obs, *_ = env.step(action)
             np.testing.assert_allclose(env.search_x, np.clip(x + 0.05 * action + 0.25 * move, 0, 1), atol=1e-6)
+            # the next move is the model's reading of the new sound, not the last step's move again
+            ep = env._ep
+            fresh = suggested_move(env.inverse, ep.target.logmel, ep.current.logmel, ep.x, env.search_index)
+            np.testing.assert_allclose(obs[-a:], fresh[0], atol=1e-6)
+            assert np.abs(fresh[0] - move).max() > 1e-4
     finally:
         env.close()
+    SoundMatchEnv(synth="subtractive", move_gain=np.float32(0.2)).close()  # numpy numbers are numbers
     for bad in (-0.1, 1.5, float("nan"), True, "0.2"):
         with pytest.raises(ConfigError, match="move_gain must be a number in"):
             SoundMatchEnv(synth="subtractive", move_gain=bad)

@@ -152,9 +152,10 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
                 res = t.result()
         else:
             starts, known = guesses(name, n_starts(budget, models.get(name))), None
-            if probe is not None and starts is not None:  # the probe rendered the first starts
+            if probe is not None:  # the probe's renders of this synth count: its first starts, or its exploring batch
                 known = probe[name][2]
-                starts = starts[len(known[0]) :]
+                if starts is not None:
+                    starts = starts[len(known[0]) :]
             x0 = env.search_x if probe is None else None  # the probe's batch began at the defaults
             total = left + (0 if known is None else len(known[0]))
             res = (run_search(method, objective(env), len(env.search_index), total, seed, x0, starts, known)
