@@ -260,13 +260,13 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
 
     notes = list(instrument_notes().values())
     assert len(notes) == 5
-    for synth, mean_bound in (("fm", 0.95), ("subtractive", 0.9), ("additive", 0.75)):
+    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.02, 0.9), ("additive", 1.02, 0.75)):
         ratios = []
         for note in notes:
             best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy",
                          out_dir=tmp_path / f"{note.stem}_{synth}", log=lambda *a: None)  # fmt: skip
             ratios.append(best["distance"] / random_patches_distance(note, synth, 200, name=best["distance_name"]))
-        assert max(ratios) < 1.05 and np.mean(ratios) < mean_bound, (synth, np.round(ratios, 3))
+        assert max(ratios) < worst_bound and np.mean(ratios) < mean_bound, (synth, np.round(ratios, 3))
 
 
 def test_report_plots_leave_the_matplotlib_backend_alone(tmp_path):
@@ -320,7 +320,8 @@ def test_match_auto_hands_the_probe_of_the_chosen_synth_to_its_cold_search(recor
 
     monkeypatch.setattr(match_module, "run_search", spy)
     n, budget = len(available_synths()), 60
-    k = max(1, min(max(4, budget // (4 * n)), (budget - 1) // n))  # the probe's renders per synth
+    k = match_module.probe_size(budget, n)  # the probe's renders per synth
+    assert k == 4  # a quarter of 60 over 4 synths is 3: at least 4 each
     best = match_module.match(recording, synth="auto", budget=budget, init="cold", backend="numpy",
                               out_dir=tmp_path, log=lambda *a: None)  # fmt: skip
     assert len(calls) == 1 and best["renders"] == budget

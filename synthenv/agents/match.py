@@ -195,6 +195,15 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
     return best
 
 
+def probe_size(budget: int, n_synths: int, only_guesses: bool = False) -> int:
+    """Renders ``--synth auto`` spends on each synth before it picks one: about a quarter of ``budget``
+    in all (at least 4 each) and at least one render left for the search; with ``only_guesses`` (method
+    inverse) the whole budget."""
+    if only_guesses:
+        return budget // n_synths
+    return max(1, min(max(4, budget // (4 * n_synths)), (budget - 1) // n_synths))
+
+
 def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objective, guesses,
                 only_guesses: bool = False) -> tuple[str, dict, int]:  # fmt: skip
     """Probe every synth with ``k`` renders each, about a quarter of ``budget`` in all and at least one
@@ -205,7 +214,7 @@ def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objectiv
     n = len(envs)
     if budget < n:
         raise SynthenvError(f"--synth auto needs a budget of at least {n} renders (one per synth), got {budget}")
-    k = budget // n if only_guesses else max(1, min(max(4, budget // (4 * n)), (budget - 1) // n))
+    k = probe_size(budget, n, only_guesses)
     probe, used = {}, 0
     for name, env in envs.items():
         g = guesses(name, k)
