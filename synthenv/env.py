@@ -439,16 +439,29 @@ class SoundMatchEnv(gym.Env):
             return spectrogram_image(ep.target.logmel[i], ep.current.logmel[i])
         return spectrogram_image(ep.target.frames[i], ep.current.frames[i], span=3.0)
 
-    def score(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0) -> tuple[np.ndarray, Analysis]:
+    def score(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0,
+              freq: np.ndarray | None = None) -> tuple[np.ndarray, Analysis]:  # fmt: skip
         """Distances from episode ``row``'s target to candidates given as searchable params ``[B, A]``
-        in [0, 1] (the fixed ones, e.g. ``freq``, as in the episode), rendered in one backend call.
-        This is what search baselines spend their render budget on. Returns ``([B], analysis)``."""
+        in [0, 1] (the fixed ones, e.g. ``freq``, as in the episode; or ``freq`` ``[B]``, normalised, for
+        each candidate), rendered in one backend call. This is what search baselines spend their render
+        budget on. Returns ``([B], analysis)``."""
         ep = ep or self._episode()
         xs = np.clip(np.atleast_2d(np.asarray(x_search, dtype=np.float64)), 0.0, 1.0)
         x = np.tile(ep.x[row], (xs.shape[0], 1))
         x[:, self.search_index] = xs
+        if freq is not None:
+            if not self._fixed_freq:
+                raise SynthenvError("score(freq=...) sets the fixed pitch: only with pitch='target'")
+            x[:, self.synth.index("freq")] = np.clip(np.asarray(freq, dtype=np.float64)[: len(x)], 0.0, 1.0)
         an = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
         return distances.compute(self.distance, ep.target.take(row), an).astype(np.float64), an
+
+    def fix_pitch(self, freq: float, row: int = 0) -> None:
+        """Set the fixed ``freq`` (normalised) of episode ``row``, e.g. to the harmonic of the target's
+        pitch where a match found the carrier (:attr:`SynthSpec.carrier_harmonics`)."""
+        if not self._fixed_freq:
+            raise SynthenvError("fix_pitch() sets the fixed pitch: only with pitch='target'")
+        self._episode().x[row, self.synth.index("freq")] = float(np.clip(freq, 0.0, 1.0))
 
     def full_x(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0) -> np.ndarray:
         """All params in [0, 1] of a candidate given by its searchable params (the fixed ones as in the

@@ -71,6 +71,9 @@ class SynthSpec:
     description: str = ""
     synthdef: str = ""
     synthdef_path: str | None = None
+    #: ``freq`` may sit at up to this harmonic of the pitch a listener hears (FM: the heard pitch is the
+    #: partials' common spacing, which can lie below the carrier); a match tries those harmonics
+    carrier_harmonics: int = 1
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +84,10 @@ class SynthSpec:
         if reserved:
             raise ValueError(f"synth {self.name}: parameter names {sorted(reserved)} are reserved")
         object.__setattr__(self, "_index", {n: i for i, n in enumerate(names)})
+        h = self.carrier_harmonics
+        if isinstance(h, bool) or not isinstance(h, int) or h < 1 or (h > 1 and "freq" not in names):
+            raise ValueError(f"synth {self.name}: carrier_harmonics must be an int >= 1 (above 1 only with a "
+                             f"'freq' parameter), got {h!r}")  # fmt: skip
         if not self.synthdef:
             object.__setattr__(self, "synthdef", f"synthenv_{self.name}")
 

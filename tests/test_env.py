@@ -256,6 +256,20 @@ def test_pitch_target_fixes_freq_and_search_exposes_it():
     assert info["params"]["freq"] == pytest.approx(info["target"]["params"]["freq"])
     free = SoundMatchEnv(synth="fm", pitch="search")
     assert free.search_names[0] == "freq" and free.action_space.shape == (6,)
+    # a match may move the fixed pitch (fm's carrier to a harmonic of the heard pitch): per candidate in
+    # score(), for the rest of the episode with fix_pitch()
+    j = fixed.synth.index("freq")
+    x = fixed.search_x
+    d_here, _ = fixed.score(x)
+    d_there, _ = fixed.score(np.stack([x, x]), freq=[fixed.full_x(x)[j], 0.9])
+    assert d_there[0] == pytest.approx(d_here[0]) and d_there[1] != pytest.approx(d_here[0])
+    fixed.fix_pitch(0.9)
+    assert fixed.full_x(x)[j] == 0.9 and fixed.score(x)[0][0] == pytest.approx(d_there[1])
+    free.reset(seed=1)
+    with pytest.raises(synthenv.SynthenvError, match="only with pitch='target'"):
+        free.fix_pitch(0.5)
+    with pytest.raises(synthenv.SynthenvError, match="only with pitch='target'"):
+        free.score(free.search_x, freq=[0.5])
 
 
 @pytest.mark.parametrize(

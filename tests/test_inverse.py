@@ -170,16 +170,72 @@ def test_every_search_starts_from_the_guess(method, recording, tmp_path):
 
 
 def _starts_distances(recording, n):
-    """The match objective's distances of the shipped fm model's first ``n`` starts for ``recording``."""
-    from synthenv.agents.match import MATCH_DISTANCE
+    """The match objective's distances of the shipped fm model's first ``n`` starts for ``recording``, each
+    at its carrier (a harmonic of the recording's pitch)."""
+    from synthenv.agents.match import MATCH_DISTANCE, carriers
 
     env = SoundMatchEnv(synth="fm", targets=str(recording), distance=MATCH_DISTANCE)
     try:
         env.reset(seed=0, options={"target_index": 0})
-        m = inverse.load_model(None, "fm")
-        return env.score(inverse.search_starts(m, env.target_analysis.logmel, env.search_index, n))[0]
+        full = inverse.load_model(None, "fm").starts(env.target_analysis.logmel)[0][:n]
+        return env.score(full[:, env.search_index], freq=carriers(env, full))[0]
     finally:
         env.close()
+
+
+def _fm_note(path: Path, freq: float, ratio: float, index: float = 1.5) -> Path:
+    from synthenv.synths import get_synth
+
+    spec = get_synth("fm")
+    p = spec.from_dicts({"freq": freq, "ratio": ratio, "index": index, "attack": 0.01, "decay": 0.6, "curve": -4})
+    soundfile.write(path, spec.surrogate(p, 22050, 22050)[0], 22050)
+    return path
+
+
+def test_fm_starts_are_rendered_at_the_harmonic_of_the_heard_pitch_nearest_their_own_carrier(tmp_path):
+    """An FM sound's heard pitch can lie below its carrier (carrier 600 Hz, ratio 1/3: partials every
+    200 Hz, pyin hears 200). Each of the model's starts is rendered at the harmonic of the heard pitch
+    nearest its own ``freq``; synths whose ``freq`` is the heard pitch stay there; a target without a
+    pitch takes the start's own."""
+    from synthenv.agents.match import carriers
+
+    note = _fm_note(tmp_path / "fm600.wav", 600.0, 1 / 3)
+    for synth, want in (("fm", [1, 3, 8]), ("subtractive", [1, 1, 1]), ("fm", None)):
+        env = SoundMatchEnv(synth=synth, backend="numpy", targets=str(note))
+        try:
+            env.reset(seed=0, options={"target_index": 0})
+            if want is None:  # as if pyin had found no pitch
+                env.target.f0 = None
+            spec, f0, j = env.synth, env.target.f0, env.synth.index("freq")
+            rows = np.tile(spec.defaults, (3, 1))
+            rows[:, j] = [210.0, 560.0, 1750.0]  # nearest harmonics of 200 Hz: 1, 3 and 8
+            x = spec.normalize(rows)
+            x[:, j] = carriers(env, spec.normalize(rows))
+            got = spec.denormalize(x)[:, j]
+            if want is None:
+                assert f0 is None and got == pytest.approx([210.0, 560.0, 1750.0], rel=1e-9)
+            else:
+                assert f0 == pytest.approx(200.0, rel=0.02)
+                assert got == pytest.approx(np.array(want) * f0, rel=1e-9)
+        finally:
+            env.close()
+
+
+def test_a_default_fm_match_finds_a_carrier_above_the_heard_pitch(tmp_path):
+    """fm at 600 Hz with ratio 1/3 is heard at 200 Hz: the default match (the model's starts at their
+    carriers) lands on the third harmonic and close; with the carrier held at the heard pitch it stopped
+    at 2.16 dB (measured on this target)."""
+    from synthenv.agents.match import match
+
+    note = _fm_note(tmp_path / "fm600.wav", 600.0, 1 / 3)
+    lines = []
+    best = match(note, synth="fm", budget=50, backend="numpy", out_dir=tmp_path / "m", log=lines.append)
+    assert best["f0"] == pytest.approx(200.0, rel=0.02)
+    assert any("3.00 x the target's pitch" in line for line in lines), lines  # the user is told
+    assert abs(12 * np.log2(best["params"]["freq"] / 600.0)) < 0.5, best["params"]
+    assert best["distance"] < 1.2, best["distance"]
+    written = json.loads((tmp_path / "m" / "params.json").read_text())  # what the user gets plays that carrier
+    assert written["freq"] == pytest.approx(best["params"]["freq"])
 
 
 @pytest.mark.parametrize("method", ["cmaes", "random", "hillclimb"])

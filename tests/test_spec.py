@@ -52,6 +52,13 @@ def test_bad_param_definitions_are_rejected():
         Param("x", 0.0, 1.0, 2.0)
     with pytest.raises(ValueError, match="reserved"):
         SynthSpec("s", (Param("out", 0, 1, 0),), lambda p, sr, n: np.zeros((len(p), n)))
+    silent = lambda p, sr, n: np.zeros((len(p), n))  # noqa: E731
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="carrier_harmonics must be an int >= 1"):
+            SynthSpec("s", (Param("freq", 20, 2000, 440, "exp"),), silent, carrier_harmonics=bad)
+    with pytest.raises(ValueError, match="only with a 'freq' parameter"):
+        SynthSpec("s", (Param("cutoff", 20, 2000, 440, "exp"),), silent, carrier_harmonics=4)
+    assert get_synth("fm").carrier_harmonics == 8 and get_synth("subtractive").carrier_harmonics == 1
 
 
 def test_register_synth_is_idempotent_and_guarded():

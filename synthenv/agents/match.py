@@ -17,7 +17,7 @@ from synthenv.agents.search import METHODS, SearchResult, Tracker, explore, run_
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
-from synthenv.inverse import InverseModel, load_model, n_starts, require_model, search_starts
+from synthenv.inverse import InverseModel, load_model, n_starts, require_model
 from synthenv.patch import patch_scd
 from synthenv.synths import available_synths, get_synth
 
@@ -47,7 +47,8 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
 
     Where a match starts (``init``): "inverse" renders the inverse model's starts first
     (:mod:`synthenv.inverse`: its network's guesses and the nearest rows of its bank, interleaved;
-    :func:`n_starts` of them) and the method refines from the closest; "cold" starts from nothing
+    :func:`n_starts` of them, each at its :func:`carriers` pitch) and the method refines from the closest
+    (at its pitch); "cold" starts from nothing
     (the searches explore first). With neither
     ``method`` nor ``init`` given, a match is CMA-ES from the inverse model's guesses wherever the
     synth has a model (the shipped ones, or ``inverse_model``); an explicit ``method`` starts cold
@@ -112,18 +113,23 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         env.reset(seed=seed, options={"target_index": 0})
         return env
 
-    def guesses(name: str, n: int) -> np.ndarray | None:
+    def guesses(name: str, n: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The first ``n`` starts of ``name``'s inverse model (searchable columns) and the carrier to render
+        each at (:func:`carriers`)."""
         if models.get(name) is None:
             return None
         env = envs[name]
-        return search_starts(models[name], env.target_analysis.logmel, env.search_index, n)
+        full = models[name].starts(env.target_analysis.logmel)[0][: max(1, n)]
+        return full[:, env.search_index], carriers(env, full)
 
-    def objective(env: SoundMatchEnv):
+    def objective(env: SoundMatchEnv, freq: np.ndarray | None = None):
+        """Render and score candidates (at carriers ``freq``, one per candidate, if given)."""
         def score(X):
-            d = env.score(X)[0]
+            d = env.score(X, freq=None if freq is None else freq[: len(np.atleast_2d(X))])[0]
             report(len(d), d.min())
             return d
 
+        score.freq = freq
         return score
 
     envs: dict[str, SoundMatchEnv] = {}
@@ -143,26 +149,33 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
                                 on_step=lambda step, info: report(env.start_renders if step == 0 else 1,
                                                                   info["distance"]))  # fmt: skip
         elif method == "inverse":
-            res = None
             done_before = 0 if probe is None else len(probe[name][2][0])  # the probe rendered the first ones
-            more = guesses(name, done_before + left)[done_before:]
-            if left and len(more):
-                t = Tracker(objective(env), len(more))
-                t(more)
-                res = t.result()
+            X, freq = guesses(name, done_before + left)
+            freq = None if freq is None else freq[done_before:]
+            seen = _renders(probe[name][2] if probe is not None else None, objective(env, freq), X[done_before:][:left])
+            res = _best(*_at_best_carrier(env, seen))
         else:
-            starts, known = guesses(name, n_starts(budget, models.get(name))), None
+            g, known, starts = guesses(name, n_starts(budget, models.get(name))), None, None
             if probe is not None:  # the probe's renders of this synth count: its first starts, or its exploring batch
                 known = probe[name][2]
-                if starts is not None:
-                    starts = starts[len(known[0]) :]
+            if g is not None:  # render the starts (each at its carrier), then search at the closest one's
+                done_before = 0 if known is None else len(known[0])
+                seen = _renders(known, objective(env, None if g[1] is None else g[1][done_before:]),
+                                g[0][done_before:][:left])  # fmt: skip
+                left -= len(seen[0]) - done_before
+                known, starts = _at_best_carrier(env, seen), g[0][:0]
+            elif known is not None:
+                known = known[:2]
             x0 = env.search_x if probe is None else None  # the probe's batch began at the defaults
             total = left + (0 if known is None else len(known[0]))
             res = (run_search(method, objective(env), len(env.search_index), total, seed, x0, starts, known)
-                   if left else None)  # fmt: skip
+                   if left else _best(*known))  # fmt: skip
         if probe is not None and (res is None or probe[name][1] <= res.distance):
             res = SearchResult(probe[name][0], probe[name][1], 0)
+        pitched = env.full_x(res.x)
         env.reset(seed=seed, options={"target_index": 0})
+        if pol is None and "freq" in env.synth.names:  # the carrier the search settled on (a reset sets the
+            env.fix_pitch(pitched[env.synth.index("freq")])  # target's pitch again)
         target_rms = float(np.sqrt(np.mean(np.square(env.target.audio))))
         metrics, audio, logmel = measure(env, res.x)
         params = env.full_params(res.x)
@@ -172,6 +185,9 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
                 "metrics": metrics, "params": params, "renders": done["renders"], "f0": env.target.f0}  # fmt: skip
         log(f"{name:<12} {method} best {env.distance} after {done['renders']} renders: {res.distance:.3f} "
             f"({started} start)")  # fmt: skip
+        f0 = env.target.f0
+        if f0 and "freq" in params and abs(params["freq"] / f0 - 1) > 0.01:
+            log(f"{name}: freq {params['freq']:.1f} Hz, {params['freq'] / f0:.2f} x the target's pitch ({f0:.1f} Hz)")
         best_audio = _raw_render(env, params)
         best_logmel = (env.target_analysis.logmel[0], logmel)
     finally:
@@ -204,13 +220,67 @@ def probe_size(budget: int, n_synths: int, only_guesses: bool = False) -> int:
     return max(1, min(max(4, budget // (4 * n_synths)), (budget - 1) // n_synths))
 
 
+def carriers(env: SoundMatchEnv, starts: np.ndarray) -> np.ndarray | None:
+    """The carrier (normalised ``freq``) to render each of an inverse model's ``starts`` ``[n, P]`` at:
+    the target's pitch, or for a synth whose carrier may sit at a harmonic of the heard pitch
+    (:attr:`SynthSpec.carrier_harmonics`, e.g. fm) the harmonic of it nearest the start's own ``freq``;
+    the start's own ``freq`` where the target has no pitch (pyin found none). None for a synth without
+    ``freq``."""
+    spec = env.synth
+    if "freq" not in spec.names:
+        return None
+    j = spec.index("freq")
+    pitch = env.full_x(env.search_x)
+    n = len(starts)
+    if env.target.f0 is None:
+        return np.clip(starts[:, j], 0.0, 1.0)
+    if spec.carrier_harmonics <= 1:
+        return np.full(n, pitch[j])
+    f0 = spec.denormalize(pitch)[j]
+    k = np.arange(1, spec.carrier_harmonics + 1)
+    k = k[(k == 1) | (k * f0 <= spec.params[j].high)]
+    own = spec.denormalize(np.clip(starts, 0.0, 1.0))[:, j]
+    nearest = k[np.abs(np.log(own[:, None] / (k[None] * f0))).argmin(axis=1)]
+    rows = np.tile(spec.denormalize(pitch), (n, 1))
+    rows[:, j] = nearest * f0
+    return spec.normalize(rows)[:, j]
+
+
+def _renders(known, score, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``known`` renders ``(X, d, carrier)`` (or None) and ``X`` rendered with ``score``, together."""
+    X = np.clip(X, 0.0, 1.0)
+    d = score(X) if len(X) else np.empty(0)
+    freq = None if score.freq is None else score.freq[: len(X)]
+    if known is None:
+        return X, d, freq
+    return (np.concatenate([known[0], X]), np.concatenate([known[1], d]),
+            None if freq is None else np.concatenate([known[2], freq]))  # fmt: skip
+
+
+def _at_best_carrier(env: SoundMatchEnv, seen) -> tuple[np.ndarray, np.ndarray]:
+    """Fix ``env``'s pitch at the carrier of the closest render in ``seen`` ``(X, d, carrier)``; the
+    renders ``(X, d)`` made at that carrier."""
+    X, d, freq = seen
+    if freq is None:  # a synth without freq
+        return X, d
+    carrier = float(freq[np.argmin(d)])
+    env.fix_pitch(carrier)
+    same = np.isclose(freq, carrier)
+    return X[same], d[same]
+
+
+def _best(X: np.ndarray, d: np.ndarray) -> SearchResult:
+    i = int(np.argmin(d))
+    return SearchResult(X[i], float(d[i]), len(d))
+
+
 def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objective, guesses,
                 only_guesses: bool = False) -> tuple[str, dict, int]:  # fmt: skip
     """Probe every synth with ``k`` renders each, about a quarter of ``budget`` in all and at least one
     render left for the search: the inverse model's first starts where the synth has a model, else the
     same space-filling batch (its defaults first). With ``only_guesses`` (method inverse) the whole
     budget goes to guesses. Returns the closest synth, ``{synth: (best x, its distance, (X, d) rendered)}``
-    and the renders used."""
+    and the renders used (with each start's carrier, or None: :func:`carriers`)."""
     n = len(envs)
     if budget < n:
         raise SynthenvError(f"--synth auto needs a budget of at least {n} renders (one per synth), got {budget}")
@@ -218,7 +288,8 @@ def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objectiv
     probe, used = {}, 0
     for name, env in envs.items():
         g = guesses(name, k)
-        score = objective(env)
+        freq = None if g is None else g[1]
+        score = objective(env, freq)
         rendered = []
 
         def record(X, score=score, rendered=rendered):
@@ -226,13 +297,13 @@ def _pick_synth(envs: dict[str, SoundMatchEnv], budget: int, seed: int, objectiv
             rendered.append((np.atleast_2d(X)[: len(d)], d))
             return d
 
-        t = Tracker(record, k if g is None else len(g))
+        t = Tracker(record, k if g is None else len(g[0]))
         if g is None:
             explore(t, len(env.search_index), k, seed, env.search_x)
         else:
-            t(g)
+            t(g[0])
         X = np.concatenate([np.clip(a, 0.0, 1.0) for a, _ in rendered])
-        probe[name] = (t.best_x, t.best_d, (X, np.concatenate([d for _, d in rendered])))
+        probe[name] = (t.best_x, t.best_d, (X, np.concatenate([d for _, d in rendered]), freq))
         used += len(t.curve)
     return min(probe, key=lambda s: probe[s][1]), probe, used
 

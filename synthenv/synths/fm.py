@@ -42,4 +42,8 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     return dsp.fm_operator_pair(freq, ratio, index, env, GAIN, sr).astype(np.float32)
 
 
-SPEC = SynthSpec("fm", PARAMS, render, "two-operator FM, percussive envelope")
+#: with ``ratio`` = p/q the partials are ``freq * (q + k p) / q``: the heard pitch is ``freq / q``, so the
+#: carrier of a sound heard at f0 can be any harmonic of f0
+CARRIER_HARMONICS = 8
+
+SPEC = SynthSpec("fm", PARAMS, render, "two-operator FM, percussive envelope", carrier_harmonics=CARRIER_HARMONICS)
