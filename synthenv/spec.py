@@ -8,6 +8,7 @@ environment only ever talk to synths through it.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -85,7 +86,7 @@ class SynthSpec:
             raise ValueError(f"synth {self.name}: parameter names {sorted(reserved)} are reserved")
         object.__setattr__(self, "_index", {n: i for i, n in enumerate(names)})
         h = self.carrier_harmonics
-        if isinstance(h, bool) or not isinstance(h, int) or h < 1 or (h > 1 and "freq" not in names):
+        if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 or (h > 1 and "freq" not in names):
             raise ValueError(f"synth {self.name}: carrier_harmonics must be an int >= 1 (above 1 only with a "
                              f"'freq' parameter), got {h!r}")  # fmt: skip
         if not self.synthdef:

@@ -219,6 +219,20 @@ def test_fm_starts_are_rendered_at_the_harmonic_of_the_heard_pitch_nearest_their
                 assert got == pytest.approx(np.array(want) * f0, rel=1e-9)
         finally:
             env.close()
+    # heard below fm's lowest freq (135 Hz, ratio 1/3: pyin hears 45, the pitch is clamped to 55 Hz): the
+    # harmonics are of the heard pitch (90, 135), the clamped pitch itself stays a choice
+    env = SoundMatchEnv(synth="fm", backend="numpy", targets=str(_fm_note(tmp_path / "fm135.wav", 135.0, 1 / 3)))
+    try:
+        env.reset(seed=0, options={"target_index": 0})
+        spec, f0, j = env.synth, env.target.f0, env.synth.index("freq")
+        assert f0 == pytest.approx(45.0, rel=0.02)
+        rows = np.tile(spec.defaults, (3, 1))
+        rows[:, j] = [56.0, 92.0, 140.0]
+        x = spec.normalize(rows)
+        x[:, j] = carriers(env, x)
+        assert spec.denormalize(x)[:, j] == pytest.approx([55.0, 2 * f0, 3 * f0], rel=1e-9)
+    finally:
+        env.close()
 
 
 def test_a_default_fm_match_finds_a_carrier_above_the_heard_pitch(tmp_path):

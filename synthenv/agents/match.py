@@ -19,6 +19,7 @@ from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
 from synthenv.inverse import InverseModel, load_model, n_starts, require_model
 from synthenv.patch import patch_scd
+from synthenv.spec import pitch_to_param
 from synthenv.synths import available_synths, get_synth
 
 #: the distance a match minimises unless told otherwise (see synthenv.distances)
@@ -186,7 +187,7 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         log(f"{name:<12} {method} best {env.distance} after {done['renders']} renders: {res.distance:.3f} "
             f"({started} start)")  # fmt: skip
         f0 = env.target.f0
-        if f0 and "freq" in params and abs(params["freq"] / f0 - 1) > 0.01:
+        if f0 and "freq" in params and abs(params["freq"] / pitch_to_param(env.synth, f0) - 1) > 0.01:
             log(f"{name}: freq {params['freq']:.1f} Hz, {params['freq'] / f0:.2f} x the target's pitch ({f0:.1f} Hz)")
         best_audio = _raw_render(env, params)
         best_logmel = (env.target_analysis.logmel[0], logmel)
@@ -223,7 +224,8 @@ def probe_size(budget: int, n_synths: int, only_guesses: bool = False) -> int:
 def carriers(env: SoundMatchEnv, starts: np.ndarray) -> np.ndarray | None:
     """The carrier (normalised ``freq``) to render each of an inverse model's ``starts`` ``[n, P]`` at:
     the target's pitch, or for a synth whose carrier may sit at a harmonic of the heard pitch
-    (:attr:`SynthSpec.carrier_harmonics`, e.g. fm) the harmonic of it nearest the start's own ``freq``;
+    (:attr:`SynthSpec.carrier_harmonics`, e.g. fm) the harmonic of it in ``freq``'s range (or the pitch
+    itself, clamped into the range) nearest the start's own ``freq``; for every synth,
     the start's own ``freq`` where the target has no pitch (pyin found none). None for a synth without
     ``freq``."""
     spec = env.synth
@@ -236,13 +238,12 @@ def carriers(env: SoundMatchEnv, starts: np.ndarray) -> np.ndarray | None:
         return np.clip(starts[:, j], 0.0, 1.0)
     if spec.carrier_harmonics <= 1:
         return np.full(n, pitch[j])
-    f0 = spec.denormalize(pitch)[j]
-    k = np.arange(1, spec.carrier_harmonics + 1)
-    k = k[(k == 1) | (k * f0 <= spec.params[j].high)]
+    p = spec.params[j]
+    hz = env.target.f0 * np.arange(1, spec.carrier_harmonics + 1)  # of the heard pitch, not of its clamped value
+    hz = np.concatenate([spec.denormalize(pitch)[j : j + 1], hz[(hz >= p.low) & (hz <= p.high)]])
     own = spec.denormalize(np.clip(starts, 0.0, 1.0))[:, j]
-    nearest = k[np.abs(np.log(own[:, None] / (k[None] * f0))).argmin(axis=1)]
     rows = np.tile(spec.denormalize(pitch), (n, 1))
-    rows[:, j] = nearest * f0
+    rows[:, j] = hz[np.abs(np.log(own[:, None] / hz[None])).argmin(axis=1)]
     return spec.normalize(rows)[:, j]
 
 
