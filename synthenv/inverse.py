@@ -242,10 +242,15 @@ def n_starts(budget: int, model: InverseModel | None = None) -> int:
     return int(min(most, max(1, budget // 3)))
 
 
+def first_starts(model: InverseModel, logmel: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` (at least one) of ``model``'s starts for one target's log-mel ``[1, T, M]``: ``[n, P]``
+    normalised, every parameter, the best-scored guess first."""
+    return model.starts(logmel)[0][: max(1, n)]
+
+
 def search_starts(model: InverseModel, logmel: np.ndarray, search_index: np.ndarray, n: int) -> np.ndarray:
-    """The first ``n`` (at least one) of ``model``'s starts for one target's log-mel ``[1, T, M]``, in the
-    searchable columns ``search_index``: ``[n, A]`` normalised, the best-scored guess first."""
-    return model.starts(logmel)[0][: max(1, n)][:, search_index]
+    """:func:`first_starts` in the searchable columns ``search_index``: ``[n, A]``."""
+    return first_starts(model, logmel, n)[:, search_index]
 
 
 def shipped_model_path(synth: str) -> Path | None:

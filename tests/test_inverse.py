@@ -177,7 +177,7 @@ def _starts_distances(recording, n):
     env = SoundMatchEnv(synth="fm", targets=str(recording), distance=MATCH_DISTANCE)
     try:
         env.reset(seed=0, options={"target_index": 0})
-        full = inverse.load_model(None, "fm").starts(env.target_analysis.logmel)[0][:n]
+        full = inverse.first_starts(inverse.load_model(None, "fm"), env.target_analysis.logmel, n)
         return env.score(full[:, env.search_index], freq=carriers(env, full))[0]
     finally:
         env.close()

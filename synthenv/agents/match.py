@@ -17,7 +17,7 @@ from synthenv.agents.search import METHODS, SearchResult, Tracker, explore, run_
 from synthenv.env import SoundMatchEnv
 from synthenv.errors import SynthenvError
 from synthenv.features import loudness_normalize
-from synthenv.inverse import InverseModel, load_model, n_starts, require_model
+from synthenv.inverse import InverseModel, first_starts, load_model, n_starts, require_model
 from synthenv.patch import patch_scd
 from synthenv.spec import pitch_to_param
 from synthenv.synths import available_synths, get_synth
@@ -120,7 +120,7 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         if models.get(name) is None:
             return None
         env = envs[name]
-        full = models[name].starts(env.target_analysis.logmel)[0][: max(1, n)]
+        full = first_starts(models[name], env.target_analysis.logmel, n)
         return full[:, env.search_index], carriers(env, full)
 
     def objective(env: SoundMatchEnv, freq: np.ndarray | None = None):
@@ -130,8 +130,16 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
             report(len(d), d.min())
             return d
 
-        score.freq = freq
         return score
+
+    def render_starts(name: str, n: int, left: int):
+        """``name``'s first ``n`` starts rendered at their carriers, those the probe rendered (its first ones)
+        taken from it and at most ``left`` new renders: ``(X, d, carrier)``."""
+        known = probe[name][2] if probe is not None else None
+        done_before = 0 if known is None else len(known[0])
+        X, freq = guesses(name, n)
+        freq = None if freq is None else freq[done_before:]
+        return _renders(known, objective(envs[name], freq), X[done_before:][:left], freq)
 
     envs: dict[str, SoundMatchEnv] = {}
     try:
@@ -149,23 +157,15 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
             res = policy_search(env, pol, budget, {"target_index": 0}, seed=seed,
                                 on_step=lambda step, info: report(env.start_renders if step == 0 else 1,
                                                                   info["distance"]))  # fmt: skip
-        elif method == "inverse":
-            done_before = 0 if probe is None else len(probe[name][2][0])  # the probe rendered the first ones
-            X, freq = guesses(name, done_before + left)
-            freq = None if freq is None else freq[done_before:]
-            seen = _renders(probe[name][2] if probe is not None else None, objective(env, freq), X[done_before:][:left])
-            res = _best(*_at_best_carrier(env, seen))
+        elif method == "inverse":  # as many starts as the budget has renders left
+            res = _best(*_at_best_carrier(env, render_starts(name, budget, left)))
         else:
-            g, known, starts = guesses(name, n_starts(budget, models.get(name))), None, None
-            if probe is not None:  # the probe's renders of this synth count: its first starts, or its exploring batch
-                known = probe[name][2]
-            if g is not None:  # render the starts (each at its carrier), then search at the closest one's
-                done_before = 0 if known is None else len(known[0])
-                seen = _renders(known, objective(env, None if g[1] is None else g[1][done_before:]),
-                                g[0][done_before:][:left])  # fmt: skip
-                left -= len(seen[0]) - done_before
-                known, starts = _at_best_carrier(env, seen), g[0][:0]
-            elif known is not None:
+            known, starts = None if probe is None else probe[name][2], None  # the probe's renders of this synth
+            if models.get(name) is not None:  # render the starts (each at its carrier), search at the closest one's
+                seen = render_starts(name, n_starts(budget, models[name]), left)
+                left -= len(seen[0]) - (0 if known is None else len(known[0]))
+                known, starts = _at_best_carrier(env, seen), np.empty((0, len(env.search_index)))
+            elif known is not None:  # a cold synth's probe: the start of its exploring batch
                 known = known[:2]
             x0 = env.search_x if probe is None else None  # the probe's batch began at the defaults
             total = left + (0 if known is None else len(known[0]))
@@ -247,11 +247,12 @@ def carriers(env: SoundMatchEnv, starts: np.ndarray) -> np.ndarray | None:
     return spec.normalize(rows)[:, j]
 
 
-def _renders(known, score, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``known`` renders ``(X, d, carrier)`` (or None) and ``X`` rendered with ``score``, together."""
+def _renders(known, score, X: np.ndarray, freq: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``known`` renders ``(X, d, carrier)`` (or None) and ``X`` rendered with ``score`` at carriers ``freq``
+    (``score``'s own), together."""
     X = np.clip(X, 0.0, 1.0)
     d = score(X) if len(X) else np.empty(0)
-    freq = None if score.freq is None else score.freq[: len(X)]
+    freq = None if freq is None else freq[: len(X)]
     if known is None:
         return X, d, freq
     return (np.concatenate([known[0], X]), np.concatenate([known[1], d]),
