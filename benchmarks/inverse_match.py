@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Amortised matching: `synthenv match` with its defaults (CMA-ES from the inverse model's guesses) at a
-small budget against CMA-ES from a cold start at a large one, on an independent yardstick.
+"""Amortised matching: `synthenv match` with its defaults (CMA-ES then Levenberg-Marquardt from the inverse
+model's guesses) at a small budget against CMA-ES from a cold start at a large one, on an independent
+yardstick.
 
     .venv/bin/python benchmarks/inverse_match.py [--synths fm,subtractive] [--n 16] [--seed S] [--budget 50]
         [--reference 1000] [--real-reference 200] [--backend nrt] [--sets fluidr3,timgm6mb]

@@ -382,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", help="render backend (default: the run's)")
     p.add_argument("--examples", type=int, default=3, help="targets with WAVs and PNGs written (default 3)")
     p.add_argument("--methods", help="comma-separated methods (default: all that apply): ppo, random_policy, random, "
-                   "hillclimb, cmaes, inverse@1 (the inverse model's guess, one render), inverse (its starts alone), "
-                   "inverse+random, inverse+hillclimb, inverse+cmaes, inverse+ppo")
+                   "hillclimb, cmaes, cmaes_lm, inverse@1 (the inverse model's guess, one render), inverse (its starts "
+                   "alone), inverse+random, inverse+hillclimb, inverse+cmaes, inverse+cmaes_lm, inverse+ppo")
     p.add_argument("--inverse-model", help="an inverse model .npz (synthenv fit-inverse) instead of the run's or the "
                    "shipped one")
     p.add_argument("--seed", type=int, default=0)
@@ -401,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="an audio file")
     p.add_argument("--synth", default="auto", help="a synth name, or auto: probe every synth, refine the closest")
     p.add_argument("--method",
-                   help="cmaes, random, hillclimb, ppo or inverse (default cmaes, started from the inverse model's "
-                   "starts where the synth has one); inverse: the model's guesses alone")
+                   help="cmaes_lm, cmaes, random, hillclimb, ppo or inverse (default cmaes_lm: CMA-ES, then "
+                   "Levenberg-Marquardt, started from the inverse model's starts where the synth has one); inverse: "
+                   "the model's guesses alone")
     p.add_argument("--init", choices=["inverse", "cold"],
                    help="where the search starts: inverse (the model's first guesses, rendered first) or cold "
                    "(explore first). Default: inverse when --method is not given and the synth has a model, else cold")

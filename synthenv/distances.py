@@ -4,6 +4,11 @@ Every distance takes two :class:`~synthenv.features.Analysis` batches, ``ref`` (
 ``est`` (the candidates), which broadcast against each other (``[1]`` vs ``[B]`` is the common
 case), and returns float32 ``[B]``. Both analyses are loudness-normalised by default (see
 :func:`synthenv.features.analyze`), so the distances compare timbre and envelope, not level.
+
+A distance that averages per-cell differences also registers their **residuals** (:func:`residuals`):
+the differences ``est - ref`` ``[B, K]``, weighted so that ``sum(r**2)`` is their mean square averaged
+the way the distance averages them. A Gauss-Newton refinement (the ``cmaes_lm`` search) works on them;
+the distance itself still decides which candidate is closer.
 """
 
 from __future__ import annotations
@@ -31,16 +36,19 @@ class Distance:
     definition: str
     symmetric: bool = True
     needs: str = "audio"  # "audio" (Python extractor) or "server" (scsynth analysis frames)
+    residual: Callable[[Analysis, Analysis], np.ndarray] | None = None  # see the module doc
 
 
 _DISTANCES: dict[str, Distance] = {}
 
 
-def register_distance(name: str, unit: str, definition: str, *, symmetric: bool = True, needs: str = "audio"):
-    """Decorator: register ``fn(ref, est) -> [B]`` under ``name`` with its one-line definition."""
+def register_distance(name: str, unit: str, definition: str, *, symmetric: bool = True, needs: str = "audio",
+                      residual: Callable[[Analysis, Analysis], np.ndarray] | None = None):  # fmt: skip
+    """Decorator: register ``fn(ref, est) -> [B]`` under ``name`` with its one-line definition (and its
+    ``residual(ref, est) -> [B, K]``, if it has one: see the module doc)."""
 
     def deco(fn: Callable[[Analysis, Analysis], np.ndarray]):
-        _DISTANCES[name] = Distance(name, fn, unit, definition, symmetric, needs)
+        _DISTANCES[name] = Distance(name, fn, unit, definition, symmetric, needs, residual)
         return fn
 
     return deco
@@ -63,6 +71,25 @@ def compute(name: str, ref: Analysis, est: Analysis) -> np.ndarray:
     return np.asarray(get_distance(name).fn(ref, est), dtype=np.float32).reshape(-1)
 
 
+def has_residuals(name: str) -> bool:
+    """Whether distance ``name`` registers residuals (what the ``cmaes_lm`` search refines on)."""
+    return get_distance(name).residual is not None
+
+
+def require_residuals(name: str) -> Callable[[Analysis, Analysis], np.ndarray]:
+    """Distance ``name``'s residual function, or a ValueError that names the distances that have one."""
+    fn = get_distance(name).residual
+    if fn is None:
+        with_r = ", ".join(n for n, d in _DISTANCES.items() if d.residual is not None)
+        raise ValueError(f"distance {name!r} has no residuals to refine on (cmaes_lm needs them); these do: {with_r}")
+    return fn
+
+
+def residuals(name: str, ref: Analysis, est: Analysis) -> np.ndarray:
+    """Distance ``name``'s residuals between ``ref`` and ``est``: float64 ``[B, K]`` (module doc)."""
+    return np.asarray(require_residuals(name)(ref, est), dtype=np.float64)
+
+
 def compute_all(ref: Analysis, est: Analysis, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Several distances at once, sharing one analysis each. By default every registered distance
     that both analyses have the data for (audio and/or server frames)."""
@@ -79,7 +106,18 @@ def _mean_over(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1).mean(axis=1)
 
 
-@register_distance("logmel_l1", "dB", "mean |logmel_ref - logmel_est| over frames and mel bands (64 bands, dB)")
+def _cells(diff: np.ndarray) -> np.ndarray:
+    """Per-cell differences ``[B, ...]`` as residuals ``[B, K]`` whose sum of squares is their mean square."""
+    flat = diff.reshape(diff.shape[0], -1)
+    return flat / math.sqrt(flat.shape[1])
+
+
+def _logmel_residual(ref: Analysis, est: Analysis) -> np.ndarray:
+    return _cells(est.logmel - ref.logmel)
+
+
+@register_distance("logmel_l1", "dB", "mean |logmel_ref - logmel_est| over frames and mel bands (64 bands, dB)",
+                   residual=_logmel_residual)
 def logmel_l1(ref: Analysis, est: Analysis) -> np.ndarray:
     return _mean_over(np.abs(ref.logmel - est.logmel))
 
@@ -93,24 +131,37 @@ def _over_floor(db: np.ndarray, floor: np.ndarray) -> np.ndarray:
     return np.logaddexp(db * _DB, floor * _DB) / _DB
 
 
+def _audible_diffs(ref: Analysis, est: Analysis):
+    """``L_est - L_ref`` ``[B, T, M]`` at each of :data:`AUDIBLE_FFTS` (the ``audible`` definition)."""
+    for n_fft in AUDIBLE_FFTS:
+        r, e = ref.logmel_at(n_fft), est.logmel_at(n_fft)
+        peak = np.maximum(r.reshape(r.shape[0], -1).max(axis=1), e.reshape(e.shape[0], -1).max(axis=1))
+        floor = (peak - AUDIBLE_RANGE_DB).astype(np.float32)[:, None, None]
+        yield _over_floor(e, floor) - _over_floor(r, floor)
+
+
+def _audible_residual(ref: Analysis, est: Analysis) -> np.ndarray:
+    return np.concatenate([_cells(d) for d in _audible_diffs(ref, est)], axis=1) / math.sqrt(len(AUDIBLE_FFTS))
+
+
 @register_distance(
     "audible",
     "dB",
     f"mean over FFT sizes {'/'.join(map(str, AUDIBLE_FFTS))} of mean |L_ref - L_est| over frames and 64 mel bands, "
     f"L = 10 log10(P_mel + P_floor) with P_floor {AUDIBLE_RANGE_DB:g} dB below the louder sound's peak cell: a soft "
     "floor, so what lies below a listener's range barely counts and the distance stays smooth across it",
+    residual=_audible_residual,
 )
 def audible(ref: Analysis, est: Analysis) -> np.ndarray:
-    total = 0.0
-    for n_fft in AUDIBLE_FFTS:
-        r, e = ref.logmel_at(n_fft), est.logmel_at(n_fft)
-        peak = np.maximum(r.reshape(r.shape[0], -1).max(axis=1), e.reshape(e.shape[0], -1).max(axis=1))
-        floor = (peak - AUDIBLE_RANGE_DB).astype(np.float32)[:, None, None]
-        total = total + _mean_over(np.abs(_over_floor(r, floor) - _over_floor(e, floor)))
-    return total / len(AUDIBLE_FFTS)
+    return sum(_mean_over(np.abs(diff)) for diff in _audible_diffs(ref, est)) / len(AUDIBLE_FFTS)
 
 
-@register_distance("mfcc_l1", "", "mean |mfcc_ref - mfcc_est| over frames and the 13 MFCCs (c0 included)")
+def _mfcc_residual(ref: Analysis, est: Analysis) -> np.ndarray:
+    return _cells(est.mfcc - ref.mfcc)
+
+
+@register_distance("mfcc_l1", "", "mean |mfcc_ref - mfcc_est| over frames and the 13 MFCCs (c0 included)",
+                   residual=_mfcc_residual)
 def mfcc_l1(ref: Analysis, est: Analysis) -> np.ndarray:
     return _mean_over(np.abs(ref.mfcc - est.mfcc))
 

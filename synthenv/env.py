@@ -456,6 +456,14 @@ class SoundMatchEnv(gym.Env):
         an = self._analyze(self.backend.render(self.synth, self.synth.denormalize(x)), slice(None))
         return distances.compute(self.distance, ep.target.take(row), an).astype(np.float64), an
 
+    def score_residuals(self, x_search: np.ndarray, ep: Episodes | None = None, row: int = 0,
+                        freq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """:meth:`score` with the distance's residuals (:func:`synthenv.distances.residuals`): ``([B], [B, K])``,
+        what the ``cmaes_lm`` search refines on."""
+        ep = ep or self._episode()
+        d, an = self.score(x_search, ep, row, freq)
+        return d, distances.residuals(self.distance, ep.target.take(row), an)
+
     def fix_pitch(self, freq: float, row: int = 0) -> None:
         """Set the fixed ``freq`` (normalised) of episode ``row``, e.g. to the harmonic of the target's
         pitch where a match found the carrier (:attr:`SynthSpec.carrier_harmonics`)."""

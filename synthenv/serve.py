@@ -20,11 +20,12 @@ anything malformed or unknown                               ``/synthenv/error id
 file first (``Buffer.write``; the Quark's ``matchBuffer`` does that): a one-second note at 48 kHz is
 192 kB of float samples, more than one UDP datagram carries, and scsynth writes the file in one
 command, losslessly, where samples over OSC would need chunking, reassembly and loss handling.
-``synth`` is a synth name or ``auto``; ``method`` is ``default`` (when omitted: CMA-ES from the
-inverse model's guesses, as ``synthenv match`` does by default), ``cmaes``, ``random``, ``hillclimb``
-(cold starts), ``inverse`` (the model's guess alone), or ``ppo`` when the server was started with
-``--policy``. ``--inverse-model`` replaces the shipped inverse model of its synth. Several requests
-may be in flight (each in its own worker); an ``id`` names a request of its sender.
+``synth`` is a synth name or ``auto``; ``method`` is ``default`` (when omitted: CMA-ES then
+Levenberg-Marquardt from the inverse model's guesses, as ``synthenv match`` does by default),
+``cmaes``, ``cmaes_lm``, ``random``, ``hillclimb`` (cold starts), ``inverse`` (the model's guess
+alone), or ``ppo`` when the server was started with ``--policy``. ``--inverse-model`` replaces the
+shipped inverse model of its synth. Several requests may be in flight (each in its own worker); an
+``id`` names a request of its sender.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from synthenv.supercollider import osc_message
 from synthenv.synths import available_synths, get_synth
 
 DEFAULT_PORT = 57130
-METHODS = ("default", "cmaes", "random", "hillclimb", "inverse", "ppo")
+METHODS = ("default", "cmaes", "cmaes_lm", "random", "hillclimb", "inverse", "ppo")
 
 
 class Cancelled(SynthenvError):
@@ -215,7 +216,7 @@ class AgentServer:
                 raise Cancelled(f"match {rid} cancelled")
             with tempfile.TemporaryDirectory(prefix="synthenv-serve-") as out:
                 # the server's model replaces the shipped one where a match starts from a model; the
-                # cold methods (cmaes, random, hillclimb, ppo) stay cold
+                # cold methods (cmaes, cmaes_lm, random, hillclimb, ppo) stay cold
                 inv = self.inverse_model if synth == self._inverse_synth and method in ("default", "inverse") else None
                 best = match(path, synth=synth, method=None if method == "default" else method, budget=budget,
                              policy=self.policy, backend=self.backend, out_dir=out, log=lambda *a: None,

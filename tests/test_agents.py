@@ -95,7 +95,8 @@ def test_eval_compares_every_method_at_equal_budgets(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
     methods = {row["method"] for row in rows}
-    inverse = {"inverse@1", "inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes", "inverse+ppo"}
+    inverse = {"inverse@1", "inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes", "inverse+cmaes_lm",
+               "inverse+ppo"}  # fmt: skip
     assert methods == {"ppo", "random_policy", "random", "hillclimb", "cmaes", "cmaes@20", *inverse}
     for row in rows:  # inverse@1: the model's guess alone, one render
         assert row["renders"] == {"cmaes@20": 20, "inverse@1": 1}.get(row["method"], 6)
@@ -314,9 +315,9 @@ def test_match_auto_hands_the_probe_of_the_chosen_synth_to_its_cold_search(recor
 
     calls = []
 
-    def spy(method, objective, dim, budget, seed, x0=None, starts=None, known=None):
+    def spy(method, objective, dim, budget, seed, x0=None, starts=None, known=None, residuals=None):
         calls.append({"budget": budget, "x0": x0, "starts": starts, "known": known})
-        return run_search(method, objective, dim, budget, seed, x0, starts, known)
+        return run_search(method, objective, dim, budget, seed, x0, starts, known, residuals)
 
     monkeypatch.setattr(match_module, "run_search", spy)
     n, budget = len(available_synths()), 60
@@ -370,3 +371,59 @@ def test_a_cold_search_counts_renders_it_is_given_as_part_of_its_exploration(met
     many = np.random.default_rng(6).random((80, dim))  # a probe larger than the exploring batch: nothing more
     res = run_search(method, obj, dim, 1000, 0, known=(many, obj(many)))
     assert res.renders == 1000 and res.distance < obj(many).min()
+
+
+def _curve_fit_problem(dim: int = 5):
+    """A nonlinear least-squares problem like a synth's: residuals are a rendered 'spectrum' minus the
+    target's, the distance their mean absolute value."""
+    grid = np.linspace(0, 1, 64)
+    target = np.linspace(0.25, 0.75, dim)
+
+    def render(X):
+        X = np.atleast_2d(X)
+        return np.stack([np.exp(-((grid - 0.2 - 0.6 * x[0]) ** 2) / (0.01 + 0.05 * x[1])) * (0.5 + x[2])
+                         + x[3] * np.sin(6 * grid + 3 * x[4]) for x in X])  # fmt: skip
+
+    def residuals(X):
+        R = (render(X) - render(target)) / 8.0
+        return np.abs(R).mean(axis=1), R
+
+    return target, residuals
+
+
+def test_cmaes_lm_reaches_the_bottom_of_the_basin_cmaes_does_not_at_a_small_budget():
+    """From a start in the right basin, 40 renders of CMA-ES then Levenberg-Marquardt get far closer than
+    40 of CMA-ES alone (what the default match does after an inverse model's starts); the budget, the
+    best-so-far curve and the residual contract hold, and without residuals it refuses."""
+    target, residuals = _curve_fit_problem()
+    objective = lambda X: residuals(X)[0]  # noqa: E731
+    lm, cma = [], []
+    for s in range(4):
+        start = np.clip(target + np.random.default_rng(s).normal(0, 0.05, len(target)), 0, 1)[None]
+        calls = []
+
+        def counted(X, calls=calls):
+            calls.append(len(X))
+            return residuals(X)
+
+        res = run_search("cmaes_lm", objective, 5, 40, s, starts=start, residuals=counted)
+        assert res.renders == 40 == sum(calls) == len(res.curve)
+        assert np.all(np.diff(res.curve) <= 0) and res.distance == pytest.approx(objective(res.x)[0])
+        lm.append(res.distance)
+        cma.append(run_search("cmaes", objective, 5, 40, s, starts=start).distance)
+    assert np.mean(lm) < np.mean(cma) / 5, (lm, cma)
+    with pytest.raises(ValueError, match="residuals"):
+        run_search("cmaes_lm", objective, 5, 40, 0)
+    cold = run_search("cmaes_lm", objective, 5, 200, 0, residuals=residuals)  # cold: explores first
+    assert cold.renders == 200 and cold.distance < run_search("random", objective, 5, 200, 0).distance
+    start = np.full((1, 5), 0.5)
+    for budget in range(1, 30):  # small budgets: every render counted, none beyond the budget
+        calls = []
+
+        def counted(X, calls=calls):
+            calls.append(len(X))
+            return residuals(X)
+
+        known = (start, objective(start))  # rendered without residuals (as a probe's or the starts')
+        res = run_search("cmaes_lm", objective, 5, budget, 0, starts=start[:0], known=known, residuals=counted)
+        assert res.renders == budget == sum(calls) + 1 and res.distance <= known[1][0]

@@ -113,3 +113,33 @@ def test_audible_floor_follows_the_louder_sound_of_each_pair(fm_batch):
     batched = distances.compute("audible", ref, an)
     one_by_one = [distances.compute("audible", ref, an.take([i]))[0] for i in range(len(an))]
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["logmel_l1", "mfcc_l1", "audible"])
+def test_residuals_are_the_cells_the_distance_averages(name, fm_batch):
+    """A distance's residuals (what cmaes_lm's Gauss-Newton steps shrink) are its per-cell differences:
+    zero on identical input, and each block of them (one per FFT size for audible), scaled back, gives
+    the distance exactly."""
+    _, _, an = fm_batch
+    ref, est = an.take(slice(0, 1)), an.take(slice(1, 6))
+    r = distances.residuals(name, ref, est)
+    assert r.shape[0] == 5 and r.dtype == np.float64
+    assert np.allclose(distances.residuals(name, an, an), 0.0)
+    blocks = (
+        [ref.logmel_at(n).shape[1] * ref.logmel_at(n).shape[2] for n in distances.AUDIBLE_FFTS]
+        if name == "audible"
+        else [r.shape[1]]
+    )
+    assert sum(blocks) == r.shape[1]
+    d, start = 0.0, 0
+    for k in blocks:  # each block holds diff / sqrt(k * n_blocks)
+        d = d + np.abs(r[:, start : start + k]).sum(axis=1) * np.sqrt(len(blocks) / k) / len(blocks)
+        start += k
+    np.testing.assert_allclose(d, distances.compute(name, ref, est), rtol=1e-4)
+
+
+def test_a_distance_without_residuals_says_which_have_them(fm_batch):
+    _, _, an = fm_batch
+    assert not distances.has_residuals("multiscale") and distances.has_residuals("audible")
+    with pytest.raises(ValueError, match="'multiscale' has no residuals.*audible"):
+        distances.residuals("multiscale", an, an)

@@ -90,7 +90,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     ``methods`` default: ppo, random_policy, random, hillclimb, cmaes, and where the synth has an
     inverse model (``inverse_model``, the run's, or the shipped one) inverse@1 (the best-scored guess:
     one render), inverse (the model's starts alone: up to 16 renders), inverse+random,
-    inverse+hillclimb, inverse+cmaes and inverse+ppo (the policy from the guess)."""
+    inverse+hillclimb, inverse+cmaes, inverse+cmaes_lm (the match default, where the distance has
+    residuals) and inverse+ppo (the policy from the guess). ``cmaes_lm`` cold on request."""
     if budget < 1:
         raise SynthenvError(f"--budget must be at least 1 render, got {budget}")
     if n < 1:
@@ -106,9 +107,16 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
         methods = ("ppo", "random_policy", "random", "hillclimb", "cmaes")
         if model is not None:
             methods += ("inverse@1", "inverse", "inverse+random", "inverse+hillclimb", "inverse+cmaes")
+            if distances.has_residuals(env.distance):
+                methods += ("inverse+cmaes_lm",)  # the match default
             if config["env"].get("init") != "inverse":  # a policy trained from the guess starts there anyway
                 methods += ("inverse+ppo",)
     check_methods(methods)
+    if any(m.partition("@")[0].endswith("cmaes_lm") for m in methods):
+        try:
+            distances.require_residuals(env.distance)
+        except ValueError as exc:
+            raise SynthenvError(f"eval method cmaes_lm: {exc}") from None
     if any(m.startswith("inverse") for m in methods) and model is None:
         raise SynthenvError(f"no inverse model fits {env.synth.name!r} at these settings: pass inverse_model")
     if "ppo" not in methods and "inverse+ppo" not in methods:
@@ -156,13 +164,14 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                         n_st = (int(k) if k else budget) if not name else n_starts(budget, model)
                         starts = search_starts(model, env.target_analysis.logmel, env.search_index, n_st)
                     objective = (lambda X: env.score(X)[0])  # noqa: E731
+                    with_r = env.score_residuals if name == "cmaes_lm" else None
                     if not name:  # the starts alone (inverse@1: the best-scored guess, one render)
                         t = Tracker(objective, len(starts))
                         t(starts)
                         found[method] = t.result()
                     else:
                         found[method] = run_search(name, objective, dim, int(k or budget), seed + i, cold_x0,
-                                                   starts)  # fmt: skip
+                                                   starts, residuals=with_r)  # fmt: skip
                 bar.update(1)
             env.reset(seed=seed + i, options=opt)  # measure every best candidate against this target
             target_desc = env.target.description
@@ -212,8 +221,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
     return {"out": str(out_dir), "summary": summary, "table": table}
 
 
-EVAL_METHODS = ("ppo", "random_policy", "random", "hillclimb", "cmaes", "inverse", "inverse+random",
-                "inverse+hillclimb", "inverse+cmaes", "inverse+ppo")
+EVAL_METHODS = ("ppo", "random_policy", "random", "hillclimb", "cmaes", "cmaes_lm", "inverse", "inverse+random",
+                "inverse+hillclimb", "inverse+cmaes", "inverse+cmaes_lm", "inverse+ppo")
 
 
 def check_methods(methods) -> None:

@@ -51,14 +51,14 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
     :func:`n_starts` of them, each at its :func:`carriers` pitch) and the method refines from the closest
     (at its pitch); "cold" starts from nothing
     (the searches explore first). With neither
-    ``method`` nor ``init`` given, a match is CMA-ES from the inverse model's guesses wherever the
-    synth has a model (the shipped ones, or ``inverse_model``); an explicit ``method`` starts cold
-    unless ``init="inverse"``. ``method="inverse"`` is the guesses alone (default budget: one render
-    per synth)."""
+    ``method`` nor ``init`` given, a match is :func:`default_method` (CMA-ES, then Levenberg-Marquardt)
+    from the inverse model's guesses wherever the synth has a model (the shipped ones, or
+    ``inverse_model``); an explicit ``method`` starts cold unless ``init="inverse"``. ``method="inverse"``
+    is the guesses alone (default budget: one render per synth)."""
     if init is None and inverse_model is not None and method is not None:
         init = "inverse"  # a model given by name is a model to start from
     default = method is None and init is None
-    method = method or "cmaes"
+    method = method or default_method(distance)
     if method not in (*METHODS, "ppo", "inverse"):
         raise SynthenvError(f"unknown method {method!r}; choose from ppo, inverse, {', '.join(METHODS)}")
     if init is not None and init not in INITS:
@@ -81,6 +81,11 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
     else:
         synths = available_synths() if synth == "auto" else [get_synth(synth).name]
         distances.get_distance(distance or MATCH_DISTANCE)  # an unknown name: an error before any render
+        if method == "cmaes_lm":
+            try:
+                distances.require_residuals(distance or MATCH_DISTANCE)
+            except ValueError as exc:
+                raise SynthenvError(f"--method cmaes_lm: {exc} (or use --method cmaes)") from None
     if budget is None:
         budget = len(synths) if method == "inverse" else DEFAULT_BUDGET
     if budget < 1:
@@ -123,12 +128,15 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         full = first_starts(models[name], env.target_analysis.logmel, n)
         return full[:, env.search_index], carriers(env, full)
 
-    def objective(env: SoundMatchEnv, freq: np.ndarray | None = None):
-        """Render and score candidates (at carriers ``freq``, one per candidate, if given)."""
+    def objective(env: SoundMatchEnv, freq: np.ndarray | None = None, residuals: bool = False):
+        """Render and score candidates (at carriers ``freq``, one per candidate, if given); with
+        ``residuals``, ``(distances, the distance's residuals)`` (what ``cmaes_lm`` renders with)."""
+
         def score(X):
-            d = env.score(X, freq=None if freq is None else freq[: len(np.atleast_2d(X))])[0]
-            report(len(d), d.min())
-            return d
+            f = None if freq is None else freq[: len(np.atleast_2d(X))]
+            got = env.score_residuals(X, freq=f) if residuals else (env.score(X, freq=f)[0],)
+            report(len(got[0]), got[0].min())
+            return got if residuals else got[0]
 
         return score
 
@@ -169,7 +177,9 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
                 known = known[:2]
             x0 = env.search_x if probe is None else None  # the probe's batch began at the defaults
             total = left + (0 if known is None else len(known[0]))
-            res = (run_search(method, objective(env), len(env.search_index), total, seed, x0, starts, known)
+            with_r = objective(env, residuals=True) if method == "cmaes_lm" else None
+            res = (run_search(method, objective(env), len(env.search_index), total, seed, x0, starts, known,
+                              residuals=with_r)
                    if left else _best(*known))  # fmt: skip
         if probe is not None and (res is None or probe[name][1] <= res.distance):
             res = SearchResult(probe[name][0], probe[name][1], 0)
@@ -210,6 +220,13 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
     log(f"best: {best['synth']} ({best['method']}), " + ", ".join(f"{k} {v:.3f}" for k, v in best["metrics"].items()))
     log(f"wrote {out / 'match.wav'}, {out / 'params.json'}, {out / 'patch.scd'}, {out / 'comparison.png'}")
     return best
+
+
+def default_method(distance: str | None = None) -> str:
+    """The search a match runs when no ``method`` is given: ``cmaes_lm`` (CMA-ES, then Levenberg-Marquardt
+    on the distance's residuals) where ``distance`` (default :data:`MATCH_DISTANCE`) has residuals,
+    else ``cmaes``."""
+    return "cmaes_lm" if distances.has_residuals(distance or MATCH_DISTANCE) else "cmaes"
 
 
 def probe_size(budget: int, n_synths: int, only_guesses: bool = False) -> int:

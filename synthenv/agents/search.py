@@ -2,7 +2,9 @@
 
 Each method gets ``objective(X) -> distances`` over candidates ``X [B, A]`` in [0, 1] (one batched
 render per call) and a ``budget`` of candidates; it returns the best candidate it rendered and its
-distance, plus the best-so-far curve (one entry per render) for plots.
+distance, plus the best-so-far curve (one entry per render) for plots. ``cmaes_lm`` also needs
+``residuals(X) -> (distances, residuals [B, K])`` (the same render with the distance's residuals,
+:func:`synthenv.distances.residuals`), which it then uses for every render.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 Objective = Callable[[np.ndarray], np.ndarray]
+Residuals = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -26,12 +29,13 @@ class SearchResult:
 class Tracker:
     """Counts renders against a budget and keeps the best candidate (and the best-so-far curve)."""
 
-    def __init__(self, objective: Objective, budget: int) -> None:
+    def __init__(self, objective: Objective, budget: int, residuals: Residuals | None = None) -> None:
         if budget < 1:
             raise ValueError(f"budget must be at least 1 render, got {budget}")
-        self.objective, self.budget = objective, budget
+        self.objective, self.budget, self.residuals = objective, budget, residuals
         self.best_x: np.ndarray | None = None
         self.best_d = np.inf
+        self.best_r: np.ndarray | None = None  # the best candidate's residuals, if it was rendered with them
         self.curve: list[float] = []
 
     @property
@@ -39,18 +43,28 @@ class Tracker:
         return self.budget - len(self.curve)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        X = np.clip(np.atleast_2d(X), 0.0, 1.0)[: self.left]
-        d = np.asarray(self.objective(X), dtype=np.float64)
-        self.add(X, d)
-        return d
+        return self.render(X)[0]
 
-    def add(self, X: np.ndarray, d: np.ndarray) -> None:
-        """Record candidates rendered elsewhere (e.g. a probe) with their distances; they count
-        against the budget."""
+    def render(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Render (at most the renders left of) ``X``: distances, and residuals when the tracker has
+        ``residuals`` (else None)."""
+        X = np.clip(np.atleast_2d(X), 0.0, 1.0)[: self.left]
+        if self.residuals is None:
+            d, R = np.asarray(self.objective(X), dtype=np.float64), None
+        else:
+            d, R = self.residuals(X)
+            d = np.asarray(d, dtype=np.float64)
+        self.add(X, d, R)
+        return d, R
+
+    def add(self, X: np.ndarray, d: np.ndarray, R: np.ndarray | None = None) -> None:
+        """Record candidates rendered elsewhere (e.g. a probe) with their distances (and residuals);
+        they count against the budget."""
         X, d = np.atleast_2d(X)[: self.left], np.asarray(d, dtype=np.float64)[: self.left]
-        for x, di in zip(X, d, strict=True):
+        for i, (x, di) in enumerate(zip(X, d, strict=True)):
             if di < self.best_d:
                 self.best_d, self.best_x = float(di), x.copy()
+                self.best_r = None if R is None else np.array(R[i], dtype=np.float64)
             self.curve.append(self.best_d)
 
     def result(self) -> SearchResult:
@@ -135,37 +149,130 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     converges while renders are left. One batched render per generation. With ``starts`` (e.g. an
     inverse model's guesses) those are rendered instead of the batch, and CMA-ES starts from the
     closest with :func:`start_sigma` of its distance (or ``sigma0``)."""
+    t = _begin(objective, budget, starts, known)
+    _cma(t, dim, seed, _cma_sigma(t, dim, budget, seed, x0, sigma0, starts, known), budget)
+    return t.result()
+
+
+def cmaes_lm(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray | None = None,
+             starts: np.ndarray | None = None, known: tuple[np.ndarray, np.ndarray] | None = None,
+             residuals: Residuals | None = None) -> SearchResult:  # fmt: skip
+    """:func:`cmaes` for half of the renders left after its exploring batch (or ``starts``), then
+    :func:`levenberg_marquardt` from the best so far: CMA-ES finds the basin, Gauss-Newton steps on the
+    distance's ``residuals`` reach its bottom, which CMA-ES's few generations at a small budget do not
+    (fm, 56 in-domain targets from an inverse model's starts at 50 renders: 1.79 to 1.50 dB)."""
+    if residuals is None:
+        raise ValueError("cmaes_lm refines on the distance's residuals: pass residuals (a distance that has them)")
+    t = _begin(objective, budget, starts, known, residuals)
+    sigma = _cma_sigma(t, dim, budget, seed, x0, None, starts, known)
+    lm = t.left - t.left // 2
+    _cma(t, dim, seed, sigma, len(t.curve) + t.left - (lm if lm >= dim + len(LM_DAMPING) + 2 else 0))
+    levenberg_marquardt(t, dim, seed)  # with too few renders for one iteration, CMA-ES took them all
+    return t.result()
+
+
+def _cma_sigma(t: Tracker, dim: int, budget: int, seed: int, x0, sigma0, starts, known) -> float:
+    """CMA-ES's first step: after rendering ``starts`` (already in ``t``) :func:`start_sigma`, else after
+    exploring (:func:`explore`) the spread of the best tenth."""
+    if starts is not None and len(t.curve):
+        return start_sigma(t.best_d) if sigma0 is None else float(sigma0)
+    ranked = explore(t, dim, explore_size(budget, dim) - len(t.curve), seed, x0, known)
+    elite = ranked[: max(2, len(ranked) // 10)]
+    return float(np.clip(elite.std(axis=0).mean(), 0.05, 0.3)) if sigma0 is None else float(sigma0)
+
+
+def _cma(t: Tracker, dim: int, seed: int, sigma: float, until: int) -> None:
+    """CMA-ES from ``t``'s best until ``t`` has ``until`` renders (or none left), restarted from the best
+    with half the step whenever it converges."""
     import cma
 
-    t = _begin(objective, budget, starts, known)
-    if starts is not None and len(t.curve):
-        sigma = start_sigma(t.best_d) if sigma0 is None else float(sigma0)
-    else:
-        ranked = explore(t, dim, explore_size(budget, dim) - len(t.curve), seed, x0, known)
-        elite = ranked[: max(2, len(ranked) // 10)]
-        sigma = float(np.clip(elite.std(axis=0).mean(), 0.05, 0.3)) if sigma0 is None else float(sigma0)
     restart = 0
-    while t.left:
+    while t.left and len(t.curve) < until:
         es = cma.CMAEvolutionStrategy(
             t.best_x, sigma,
-            {"bounds": [0.0, 1.0], "seed": int(seed) + 1 + restart, "verbose": -9, "maxfevals": t.left},
+            {"bounds": [0.0, 1.0], "seed": int(seed) + 1 + restart, "verbose": -9, "maxfevals": until - len(t.curve)},
         )  # fmt: skip
-        while t.left and not es.stop():
+        while t.left and len(t.curve) < until and not es.stop():
             X = np.array(es.ask())
-            d = t(X)
-            if len(d) < len(X):  # budget ran out inside this generation
+            d = t(X[: until - len(t.curve)])
+            if len(d) < len(X):  # the renders ran out inside this generation
                 break
             es.tell(list(X), list(d))
         restart += 1
         sigma = max(0.01, sigma / 2)
-    return t.result()
 
 
-METHODS = ("random", "hillclimb", "cmaes")
+LM_STEP = 0.01  # the finite-difference step (normalised units) of levenberg_marquardt's Jacobian
+LM_DAMPING = (0.01, 0.1, 1.0)  # the damping factors it tries at once (times its adaptive scale)
 
 
-def _begin(objective: Objective, budget: int, starts, known) -> Tracker:
-    t = Tracker(objective, budget)
+def levenberg_marquardt(t: Tracker, dim: int, seed: int = 0, h: float = LM_STEP) -> None:
+    """Spend ``t``'s renders left refining its best candidate with Levenberg-Marquardt on the distance's
+    residuals (``t.residuals``): a Jacobian from ``dim`` forward differences (one batched render), then
+    per iteration one batch of steps ``-(JᵀJ + λ·diag(JᵀJ))⁻¹ Jᵀr`` for each of :data:`LM_DAMPING`;
+    the closest is kept if it is closer (by the distance, not by the residuals' squares) and the
+    Jacobian is updated (Broyden). If none is closer, λ grows tenfold, and the Jacobian is measured
+    again if it had been updated (a freshly measured one is kept; when λ gets large, it is measured
+    again with half the difference step). With fewer renders left than an iteration needs: small
+    Gaussian steps around the best."""
+    if not t.left:
+        return
+    x, d0, r0 = t.best_x, t.best_d, t.best_r
+    if x is None or t.residuals is None:
+        raise ValueError("levenberg_marquardt refines a rendered candidate on residuals: a tracker with residuals")
+    J, fresh, mu = None, False, 1.0
+    if r0 is None and t.left >= dim + 2:  # rendered without residuals (e.g. an inverse model's start): again with
+        d, R = t.render(x[None])
+        d0, r0 = min(d0, float(d[0])), R[0]
+    while t.left and r0 is not None:
+        if J is None:
+            if t.left < dim + 1:
+                break
+            step = np.where(x + h <= 1.0, h, -h)
+            X = x + np.diag(step)
+            d, R = t.render(X)
+            J, fresh = ((R - r0) / step[:, None]).T, True  # [K, dim]
+            if not (np.isfinite(J).all() and np.isfinite(r0).all()):
+                break
+            i = int(np.argmin(_finite(d)))
+            if d[i] < d0:  # a difference step that is closer: move there (the Jacobian stays valid)
+                x, d0, r0 = X[i], float(d[i]), R[i]
+        g, H = J.T @ r0, J.T @ J
+        scale = np.diag(np.diag(H))
+        P = np.array([np.clip(x - np.linalg.lstsq(H + mu * lam * scale, g, rcond=None)[0], 0.0, 1.0)
+                      for lam in LM_DAMPING])  # fmt: skip
+        d, R = t.render(P)
+        if not len(d):
+            break
+        d = np.where(np.isfinite(R).all(axis=1), _finite(d), np.inf)
+        i = int(np.argmin(d))
+        if d[i] < d0:
+            dx = P[i] - x
+            J = J + np.outer((R[i] - r0) - J @ dx, dx) / max(float(dx @ dx), 1e-12)  # Broyden's update
+            x, d0, r0, fresh = P[i], float(d[i]), R[i], False
+            if i == 0:  # the least damped step won: trust the model more
+                mu = max(mu * 0.3, 1e-4)
+        else:
+            mu *= 10.0
+            if not fresh:
+                J = None
+            elif mu > 1e4:
+                mu, h, J = 1.0, max(h / 2, 1e-3), None
+    rng = np.random.default_rng(seed)
+    while t.left:
+        t(t.best_x + h / 2 * rng.standard_normal((min(4, t.left), dim)))
+
+
+def _finite(d: np.ndarray) -> np.ndarray:
+    """Distances with NaN (a failed render's) as infinitely far."""
+    return np.where(np.isfinite(d), d, np.inf)
+
+
+METHODS = ("random", "hillclimb", "cmaes", "cmaes_lm")
+
+
+def _begin(objective: Objective, budget: int, starts, known, residuals: Residuals | None = None) -> Tracker:
+    t = Tracker(objective, budget, residuals)
     if known is not None:
         t.add(*known)
     if starts is not None and len(starts) and t.left:
@@ -174,12 +281,13 @@ def _begin(objective: Objective, budget: int, starts, known) -> Tracker:
 
 
 def run_search(method: str, objective: Objective, dim: int, budget: int, seed: int, x0=None,
-               starts: np.ndarray | None = None,
-               known: tuple[np.ndarray, np.ndarray] | None = None) -> SearchResult:  # fmt: skip
+               starts: np.ndarray | None = None, known: tuple[np.ndarray, np.ndarray] | None = None,
+               residuals: Residuals | None = None) -> SearchResult:  # fmt: skip
     """Run ``method``; ``starts`` ``[n, dim]`` (an inverse model's guesses, best first) are rendered
     first and the search refines from the closest (random search: keeps sampling uniformly).
     ``known`` (candidates and distances rendered before, e.g. by ``--synth auto``'s probe) count against
-    ``budget``; a cold search (no ``starts``) counts them as part of its exploration."""
+    ``budget``; a cold search (no ``starts``) counts them as part of its exploration. ``residuals``: what
+    ``cmaes_lm`` renders with (see the module doc)."""
     rng = np.random.default_rng(seed)
     if starts is not None:
         starts = np.clip(np.atleast_2d(np.asarray(starts, dtype=np.float64)), 0.0, 1.0)[: max(budget, 1)]
@@ -190,4 +298,6 @@ def run_search(method: str, objective: Objective, dim: int, budget: int, seed: i
         return hill_climb(objective, dim, budget, rng, x0, **kw)
     if method == "cmaes":
         return cmaes(objective, dim, budget, seed, x0, **kw)
+    if method == "cmaes_lm":
+        return cmaes_lm(objective, dim, budget, seed, x0, residuals=residuals, **kw)
     raise ValueError(f"unknown search method {method!r}; choose from {', '.join(METHODS)}")
