@@ -134,9 +134,9 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
 
         def score(X):
             f = None if freq is None else freq[: len(np.atleast_2d(X))]
-            got = env.score_residuals(X, freq=f) if residuals else (env.score(X, freq=f)[0],)
-            report(len(got[0]), got[0].min())
-            return got if residuals else got[0]
+            d, R = env.score_residuals(X, freq=f) if residuals else (env.score(X, freq=f)[0], None)
+            report(len(d), d.min())
+            return (d, R) if residuals else d
 
         return score
 

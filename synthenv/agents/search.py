@@ -221,7 +221,7 @@ def levenberg_marquardt(t: Tracker, dim: int, seed: int = 0, h: float = LM_STEP)
     if x is None or t.residuals is None:
         raise ValueError("levenberg_marquardt refines a rendered candidate on residuals: a tracker with residuals")
     J, fresh, mu = None, False, 1.0
-    if r0 is None and t.left >= dim + 2:  # rendered without residuals (e.g. an inverse model's start): again with
+    if r0 is None and t.left >= dim + 2:  # rendered without residuals (e.g. a start): render it again with them
         d, R = t.render(x[None])
         d0, r0 = min(d0, float(d[0])), R[0]
     while t.left and r0 is not None:
