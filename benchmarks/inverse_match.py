@@ -121,8 +121,9 @@ def main() -> None:
                 methods = {
                     f"default@{b}": {"synth": synth, "budget": b},
                     "inverse@1": {"synth": synth, "method": "inverse", "budget": 1},
-                    f"cmaes@{b}": {"synth": synth, "method": "cmaes", "budget": b},
-                    f"cmaes@{args.reference}": {"synth": synth, "method": "cmaes", "budget": args.reference},
+                    f"cmaes@{b}": {"synth": synth, "method": "cmaes", "budget": b, "init": "cold"},
+                    f"cmaes@{args.reference}": {"synth": synth, "method": "cmaes", "budget": args.reference,
+                                                "init": "cold"},
                 }
                 compare(f"{synth} in-domain", notes, methods, f"cmaes@{args.reference}", args.backend, tmp, rows)
         if not args.skip_real:

@@ -3,13 +3,13 @@
 
     .venv/bin/python benchmarks/match_instruments.py [--sets fluidr3,timgm6mb] [--budget 200]
         [--synths fm,subtractive,additive,auto] [--distances audible,logmel_l1] [--init cold|inverse]
-        [--json out.json]
+        [--method cmaes|cmaes_lm|hillclimb|random] [--json out.json]
 
 Sets of 20 General MIDI instruments (one 1 s note each), rendered with fluidsynth from SoundFonts of
 different origin: FluidR3 GM (Debian ``fluid-soundfont-gm``) and TimGM6mb (Debian ``timgm6mb-soundfont``),
 and with ``--sets ...,csound`` csound's GM bank (Debian ``csound-soundfont``); ``--folder DIR`` matches WAV
 files instead. For every note, synth and
-objective distance it runs ``match(method="cmaes", budget=B, distance=D)`` (``auto``: every synth
+objective distance it runs ``match(method="cmaes", budget=B, distance=D)`` (or ``--method``; ``auto``: every synth
 probed, the rest of the budget on the closest) and the best of ``B`` random patches on the same
 objective (pitch fixed from the note in both; for ``auto``, of the synth ``auto`` chose). Every
 result is re-measured with the project's distances and with an independent yardstick (librosa
@@ -129,13 +129,13 @@ def random_patches(note: Path, synth: str, n: int, distance: str, backend: str, 
 
 
 def matched(note: Path, synth: str, budget: int, distance: str, backend: str, out: Path,
-            init: str = "cold") -> tuple[str, dict]:  # fmt: skip
-    """``synthenv match`` (CMA-ES, from a cold start or the inverse model's starts) of the note: (the synth
-    used, its best re-measured on all distances)."""
+            init: str = "cold", method: str = "cmaes") -> tuple[str, dict]:  # fmt: skip
+    """``synthenv match`` (CMA-ES or ``method``, from a cold start or the inverse model's starts) of the note:
+    (the synth used, its best re-measured on all distances)."""
     from synthenv.agents.match import match
     from synthenv.env import SoundMatchEnv
 
-    best = match(note, synth=synth, method="cmaes", budget=budget, backend=backend, out_dir=out,
+    best = match(note, synth=synth, method=method, budget=budget, backend=backend, out_dir=out,
                  distance=distance, log=lambda *a: None, init=init)  # fmt: skip
     env = SoundMatchEnv(synth=best["synth"], backend=backend, targets=str(note), distance=distance)
     try:
@@ -158,7 +158,9 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--backend", default="numpy")
     ap.add_argument("--init", default="cold", choices=["cold", "inverse"],
-                    help="where CMA-ES starts: cold (explores first; default) or inverse (the model's starts)")
+                    help="where the search starts: cold (explores first; default) or inverse (the model's starts, "
+                    "where synthenv match starts)")
+    ap.add_argument("--method", default="cmaes", help="the search (default cmaes; cmaes_lm is match's default)")
     ap.add_argument("--json", type=Path, help="also write every result here")
     args = ap.parse_args()
     only = args.only.split(",") if args.only else None
@@ -182,13 +184,14 @@ def main() -> None:
         else:
             print(f"fluidsynth or a SoundFont is missing: using the notes in {INSTRUMENTS_DIR}", file=sys.stderr)
             files = {"shipped": sorted(INSTRUMENTS_DIR.glob("*.wav"))}
-        print(f"cmaes@{args.budget} ({args.init} start) vs the best of {args.budget} random patches, "
+        print(f"{args.method}@{args.budget} ({args.init} start) vs the best of {args.budget} random patches, "
               f"{args.backend} backend")  # fmt: skip
         for set_name, notes in files.items():
             for f in notes:
                 for s in synths:
                     for obj in objectives:
-                        used, cma = matched(f, s, args.budget, obj, args.backend, Path(tmp) / "out", args.init)
+                        used, cma = matched(f, s, args.budget, obj, args.backend, Path(tmp) / "out", args.init,
+                                            args.method)  # fmt: skip
                         rnd = random_patches(f, used, args.budget, obj, args.backend)
                         rows.append({"set": set_name, "note": f.stem, "synth": s, "used": used, "objective": obj,
                                      "cmaes": cma, "random": rnd, "ratio": cma[obj] / rnd[obj]})  # fmt: skip

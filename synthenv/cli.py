@@ -406,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the model's guesses alone")
     p.add_argument("--init", choices=["inverse", "cold"],
                    help="where the search starts: inverse (the model's first guesses, rendered first) or cold "
-                   "(explore first). Default: inverse when --method is not given and the synth has a model, else cold")
+                   "(explore first). Default: inverse where the synth has a model, else cold (a --method ppo "
+                   "policy: as it was trained)")
     p.add_argument("--inverse-model", help="an inverse model .npz from synthenv fit-inverse (default: the shipped one)")
     p.add_argument("--budget", type=int,
                    help="renders in all (default 200; 1 per synth for --method inverse); with --synth auto about a "

@@ -21,11 +21,11 @@ file first (``Buffer.write``; the Quark's ``matchBuffer`` does that): a one-seco
 192 kB of float samples, more than one UDP datagram carries, and scsynth writes the file in one
 command, losslessly, where samples over OSC would need chunking, reassembly and loss handling.
 ``synth`` is a synth name or ``auto``; ``method`` is ``default`` (when omitted: CMA-ES then
-Levenberg-Marquardt from the inverse model's guesses, as ``synthenv match`` does by default),
-``cmaes``, ``cmaes_lm``, ``random``, ``hillclimb`` (cold starts), ``inverse`` (the model's guess
-alone), or ``ppo`` when the server was started with ``--policy``. ``--inverse-model`` replaces the
-shipped inverse model of its synth. Several requests may be in flight (each in its own worker); an
-``id`` names a request of its sender.
+Levenberg-Marquardt, as ``synthenv match`` does by default), ``cmaes``, ``cmaes_lm``, ``random``,
+``hillclimb`` (every search starts from the inverse model's guesses where the synth has a model),
+``inverse`` (the model's guess alone), or ``ppo`` when the server was started with ``--policy``.
+``--inverse-model`` replaces the shipped inverse model of its synth. Several requests may be in flight
+(each in its own worker); an ``id`` names a request of its sender.
 """
 
 from __future__ import annotations
@@ -215,9 +215,9 @@ class AgentServer:
             if flag.is_set():
                 raise Cancelled(f"match {rid} cancelled")
             with tempfile.TemporaryDirectory(prefix="synthenv-serve-") as out:
-                # the server's model replaces the shipped one where a match starts from a model; the
-                # cold methods (cmaes, cmaes_lm, random, hillclimb, ppo) stay cold
-                inv = self.inverse_model if synth == self._inverse_synth and method in ("default", "inverse") else None
+                # the server's model replaces the shipped one of its synth for every method but ppo (a
+                # policy starts as it was trained)
+                inv = self.inverse_model if synth == self._inverse_synth and method != "ppo" else None
                 best = match(path, synth=synth, method=None if method == "default" else method, budget=budget,
                              policy=self.policy, backend=self.backend, out_dir=out, log=lambda *a: None,
                              progress=progress, inverse_model=inv)  # fmt: skip

@@ -244,7 +244,7 @@ def test_cmaes_match_beats_the_best_of_200_random_patches(recording, tmp_path):
     # 0.68 (subtractive), 0.65 (additive)
     for synth in ("fm", "subtractive", "additive"):
         best = match(recording, synth=synth, method="cmaes", budget=200, backend="numpy", out_dir=tmp_path / synth,
-                     log=lambda *a: None)  # fmt: skip
+                     log=lambda *a: None, init="cold")  # fmt: skip
         random_best = random_patches_distance(recording, synth, 200, name=best["distance_name"])  # its own objective
         assert best["distance"] < 0.9 * random_best, (synth, best["distance"], random_best)
 
@@ -264,7 +264,7 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
     for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.02, 0.9), ("additive", 1.02, 0.75)):
         ratios = []
         for note in notes:
-            best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy",
+            best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy", init="cold",
                          out_dir=tmp_path / f"{note.stem}_{synth}", log=lambda *a: None)  # fmt: skip
             ratios.append(best["distance"] / random_patches_distance(note, synth, 200, name=best["distance_name"]))
         assert max(ratios) < worst_bound and np.mean(ratios) < mean_bound, (synth, np.round(ratios, 3))

@@ -297,8 +297,15 @@ def test_default_match_starts_from_the_guess_and_cold_when_asked(recording, tmp_
     r = cli("match", str(recording), "--synth", "fm", "--budget", "10", "--backend", "numpy", "-o", str(tmp_path / "a"))
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "a" / "result.json").read_text())["init"] == "inverse"
-    r = cli("match", str(recording), "--synth", "fm", "--method", "cmaes", "--budget", "10", "--backend", "numpy",
-            "-o", str(tmp_path / "b"))  # fmt: skip
+    # an explicit search starts from the guess too; --init cold starts it cold
+    for method in ("cmaes", "random"):
+        r = cli("match", str(recording), "--synth", "fm", "--method", method, "--budget", "10", "--backend", "numpy",
+                "-o", str(tmp_path / method))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        res = json.loads((tmp_path / method / "result.json").read_text())
+        assert res["init"] == "inverse" and res["method"] == method and res["renders"] == 10, res
+    r = cli("match", str(recording), "--synth", "fm", "--method", "cmaes", "--budget", "10", "--init", "cold",
+            "--backend", "numpy", "-o", str(tmp_path / "b"))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "b" / "result.json").read_text())["init"] == "cold"
 

@@ -49,15 +49,15 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
     Where a match starts (``init``): "inverse" renders the inverse model's starts first
     (:mod:`synthenv.inverse`: its network's guesses and the nearest rows of its bank, interleaved;
     :func:`n_starts` of them, each at its :func:`carriers` pitch) and the method refines from the closest
-    (at its pitch); "cold" starts from nothing
-    (the searches explore first). With neither
-    ``method`` nor ``init`` given, a match is :func:`default_method` (CMA-ES, then Levenberg-Marquardt)
-    from the inverse model's guesses wherever the synth has a model (the shipped ones, or
-    ``inverse_model``); an explicit ``method`` starts cold unless ``init="inverse"``. ``method="inverse"``
-    is the guesses alone (default budget: one render per synth)."""
+    (at its pitch); "cold" starts from nothing (the searches explore first). Without ``init`` every
+    search (``method`` None, i.e. :func:`default_method`: CMA-ES, then Levenberg-Marquardt; or cmaes,
+    cmaes_lm, random, hillclimb) starts from the inverse model's guesses wherever the synth has a model
+    that fits (the shipped ones, or ``inverse_model``) and cold where it has none; ``init="cold"`` starts
+    cold. A policy (``method="ppo"``) starts as it was trained unless ``init`` says otherwise.
+    ``method="inverse"`` is the guesses alone (default budget: one render per synth)."""
     if init is None and inverse_model is not None and method is not None:
         init = "inverse"  # a model given by name is a model to start from
-    default = method is None and init is None
+    default = init is None and method not in ("ppo", "inverse")  # shipped models where they fit, else cold
     method = method or default_method(distance)
     if method not in (*METHODS, "ppo", "inverse"):
         raise SynthenvError(f"unknown method {method!r}; choose from ppo, inverse, {', '.join(METHODS)}")
