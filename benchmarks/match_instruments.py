@@ -141,8 +141,10 @@ def matched(note: Path, synth: str, budget: int, distance: str, backend: str, ou
     try:
         env.reset(options={"target_index": 0})
         spec = env.synth
-        x = spec.normalize(spec.from_dicts(best["params"])[0])[env.search_index]
-        return best["synth"], score_all(env, x)
+        full = spec.normalize(spec.from_dicts(best["params"])[0])
+        if "freq" in spec.names:  # the carrier the match settled on (fm's may sit at a harmonic of the pitch)
+            env.fix_pitch(full[spec.index("freq")])
+        return best["synth"], score_all(env, full[env.search_index])
     finally:
         env.close()
 

@@ -66,8 +66,10 @@ def main() -> None:
                 try:
                     env.reset(options={"target_index": 0})
                     spec = env.synth
-                    x = spec.normalize(spec.from_dicts(best["params"])[0])[env.search_index]
-                    _, an = env.score(x[None])
+                    full = spec.normalize(spec.from_dicts(best["params"])[0])
+                    if "freq" in spec.names:  # the carrier the match settled on
+                        env.fix_pitch(full[spec.index("freq")])
+                    _, an = env.score(full[env.search_index][None])
                     target, dry, sr = env.target_analysis.audio[0], an.audio[0], env.sample_rate
                     grid = [(yardstick(target, room(dry, tau, mix, sr), sr), tau, mix) for tau in TAUS for mix in MIXES]
                     y, tau, mix = min(grid)
