@@ -280,12 +280,12 @@ def test_the_default_match_refines_with_levenberg_marquardt_and_gets_closer_than
 
 @pytest.mark.parametrize("method", ["cmaes", "cmaes_lm", "random", "hillclimb"])
 def test_the_first_batch_of_a_search_from_the_guess_is_the_models_starts(method, recording, tmp_path):
-    """What the searches render first is the inverse model's starts (``n_starts`` of them), not an
-    exploring batch: the first progress report has their count and their closest distance."""
+    """What an explicit search renders first, without --init, is the inverse model's starts (``n_starts``
+    of them), not an exploring batch: the first progress report has their count and their closest distance."""
     from synthenv.agents.match import match
 
     calls = []
-    match(recording, synth="fm", method=method, init="inverse", budget=12, backend="numpy", out_dir=tmp_path,
+    match(recording, synth="fm", method=method, budget=12, backend="numpy", out_dir=tmp_path,
           log=lambda *a: None, progress=lambda n, d: calls.append((n, d)))  # fmt: skip
     n = inverse.n_starts(12)
     assert n == 4 and calls[0][0] == n
