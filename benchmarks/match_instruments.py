@@ -133,20 +133,33 @@ def matched(note: Path, synth: str, budget: int, distance: str, backend: str, ou
     """``synthenv match`` (CMA-ES or ``method``, from a cold start or the inverse model's starts) of the note:
     (the synth used, its best re-measured on all distances)."""
     from synthenv.agents.match import match
-    from synthenv.env import SoundMatchEnv
 
     best = match(note, synth=synth, method=method, budget=budget, backend=backend, out_dir=out,
                  distance=distance, log=lambda *a: None, init=init)  # fmt: skip
+    env, x = at_match(note, best, distance, backend)
+    try:
+        return best["synth"], score_all(env, x)
+    finally:
+        env.close()
+
+
+def at_match(note: Path, best: dict, distance: str, backend: str):
+    """An env with ``note`` as its target and the pitch fixed at the carrier ``best`` (a result of
+    ``match``) settled on (fm's may sit at a harmonic of the pitch), and ``best``'s searchable params:
+    ``(env, x)``. The caller closes the env."""
+    from synthenv.env import SoundMatchEnv
+
     env = SoundMatchEnv(synth=best["synth"], backend=backend, targets=str(note), distance=distance)
     try:
         env.reset(options={"target_index": 0})
         spec = env.synth
         full = spec.normalize(spec.from_dicts(best["params"])[0])
-        if "freq" in spec.names:  # the carrier the match settled on (fm's may sit at a harmonic of the pitch)
+        if "freq" in spec.names:
             env.fix_pitch(full[spec.index("freq")])
-        return best["synth"], score_all(env, full[env.search_index])
-    finally:
+    except BaseException:
         env.close()
+        raise
+    return env, full[env.search_index]
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from match_instruments import INSTRUMENTS, render_notes, yardstick  # noqa: E402
+from match_instruments import INSTRUMENTS, at_match, render_notes, yardstick  # noqa: E402
 
 TAUS = (0.08, 0.2, 0.5, 1.0, 2.0)  # s: energy decays by 1/e in tau/2
 MIXES = (-40, -30, -24, -18, -12, -6)  # dB of the wet sound below the dry one (at equal RMS)
@@ -52,7 +52,6 @@ def main() -> None:
 
     from synthenv import distances
     from synthenv.agents.match import match
-    from synthenv.env import SoundMatchEnv
     from synthenv.features import analyze
 
     rows = []
@@ -62,14 +61,9 @@ def main() -> None:
             for note in render_notes(tmp / set_name, args.only.split(","), soundfont=set_name):
                 best = match(note, synth="auto", budget=args.budget, backend="numpy", out_dir=tmp / "out",
                              log=lambda *a: None)  # fmt: skip
-                env = SoundMatchEnv(synth=best["synth"], backend="numpy", targets=str(note), distance="audible")
+                env, x = at_match(note, best, "audible", "numpy")
                 try:
-                    env.reset(options={"target_index": 0})
-                    spec = env.synth
-                    full = spec.normalize(spec.from_dicts(best["params"])[0])
-                    if "freq" in spec.names:  # the carrier the match settled on
-                        env.fix_pitch(full[spec.index("freq")])
-                    _, an = env.score(full[env.search_index][None])
+                    _, an = env.score(x[None])
                     target, dry, sr = env.target_analysis.audio[0], an.audio[0], env.sample_rate
                     grid = [(yardstick(target, room(dry, tau, mix, sr), sr), tau, mix) for tau in TAUS for mix in MIXES]
                     y, tau, mix = min(grid)
