@@ -135,10 +135,10 @@ def _project(power: np.ndarray, weights: np.ndarray, first: np.ndarray, last: np
             out[r, m] = acc
 
 
-def mel_power(power: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mel-band power ``[..., N_MELS]`` of a power spectrogram ``[..., n_fft//2 + 1]`` (float32, any
+def mel_power(power: np.ndarray, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray:
+    """Mel-band power ``[..., n_mels]`` of a power spectrogram ``[..., n_fft//2 + 1]`` (float32, any
     ``n_fft``): the product with :func:`mel_matrix`, summed only over each band's non-zero bins."""
-    weights = mel_matrix(sample_rate, 2 * (power.shape[-1] - 1))
+    weights = mel_matrix(sample_rate, 2 * (power.shape[-1] - 1), n_mels)
     nz = weights > 0
     first = np.argmax(nz, axis=0)
     last = weights.shape[0] - np.argmax(nz[::-1], axis=0)
@@ -227,12 +227,13 @@ class Analysis:
             self._spectra()
         return self._cache["logmel"]
 
-    def logmel_at(self, n_fft: int) -> np.ndarray:
-        """Log-mel frames ``[B, T, N_MELS]`` in dB at another resolution (hop ``n_fft // 4``)."""
-        if n_fft == N_FFT:
+    def logmel_at(self, n_fft: int, n_mels: int = N_MELS) -> np.ndarray:
+        """Log-mel frames ``[B, T, n_mels]`` in dB at another resolution (hop ``n_fft // 4``)."""
+        if (n_fft, n_mels) == (N_FFT, N_MELS):
             return self.logmel
         return self._cached(
-            ("logmel", n_fft), lambda: power_to_db(mel_power(stft_power(self._need_audio(), n_fft), self.sample_rate))
+            ("logmel", n_fft, n_mels),
+            lambda: power_to_db(mel_power(stft_power(self._need_audio(), n_fft), self.sample_rate, n_mels)),
         )
 
     @property
