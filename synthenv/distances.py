@@ -150,8 +150,8 @@ def _audible_residual(ref: Analysis, est: Analysis) -> np.ndarray:
 @register_distance(
     "audible",
     "dB",
-    "mean over three views (FFT 4096 with 128 mel bands, 2048 and 1024 with 64) of mean |L_ref - L_est| over frames "
-    "and bands, "
+    f"mean over views {', '.join(f'FFT {n} ({m} mel bands)' for n, m in AUDIBLE_VIEWS)} (hop FFT/4) of mean "
+    "|L_ref - L_est| over frames and bands, "
     f"L = 10 log10(P_mel + P_floor) with P_floor {AUDIBLE_RANGE_DB:g} dB below the louder sound's peak cell: a soft "
     "floor, so what lies below a listener's range barely counts and the distance stays smooth across it",
     residual=_audible_residual,
