@@ -23,7 +23,7 @@ from synthenv.features import Analysis
 
 MULTISCALE_FFTS = (2048, 1024, 512, 256, 128, 64)
 #: ``audible``: its views (FFT size, hop n/4; mel bands) and a listener's range below the louder sound's
-#: peak. The 4096-point view (186 ms, 128 bands: 26 Hz apart below 1 kHz) resolves the partials of low
+#: peak. The 4096-point view (at 22.05 kHz: 186 ms, 128 bands 26 Hz apart below 1 kHz) resolves the partials of low
 #: notes and the level between them (breath, bow noise, room, ensemble), which shorter windows smear;
 #: the 1024-point view (12 ms hop) keeps the attacks.
 AUDIBLE_VIEWS = ((4096, 128), (2048, 64), (1024, 64))

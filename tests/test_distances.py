@@ -146,18 +146,26 @@ def test_a_distance_without_residuals_says_which_have_them(fm_batch):
 
 
 def test_audible_hears_the_noise_between_a_low_notes_harmonics():
-    """A 196 Hz harmonic tone against the same tone with white noise 35 dB below it (breath, bow, room):
-    the noise lies mostly between the harmonics, and the 4096-point view (128 bands) resolves them and
-    the valleys the noise fills, so it weighs the noise at least 1.5 times as much as the 1024-point
-    view, which smears the harmonics over the valleys."""
+    """A 196 Hz harmonic tone (partials up to Nyquist) against the same tone with white noise 35 dB below
+    it (breath, bow, room): the noise lies between the harmonics. The 4096-point view (128 bands)
+    resolves them and the valleys the noise fills; shorter windows smear the harmonics over the valleys.
+    Measured: 3.20 dB in the 4096 view, 0.92 at 2048, 0.26 at 1024, 0.12 at 512; audible 1.46 dB, where
+    its views of before (2048/1024/512, 64 bands) gave 0.43."""
     t = np.arange(SR) / SR
-    tone = sum(np.sin(2 * np.pi * 196 * k * t) / k for k in range(1, 40))
+    tone = sum(np.sin(2 * np.pi * 196 * k * t) / k for k in range(1, SR // 2 // 196 + 1))
     tone = tone / np.sqrt(np.mean(tone**2)) * 0.1
     noisy = tone + np.random.default_rng(0).standard_normal(SR) * 0.1 * 10 ** (-35 / 20)
     a = analyze(np.stack([tone, noisy]).astype(np.float32), SR)
     ref, est = a.take([0]), a.take([1])
     views = dict(zip(distances.AUDIBLE_VIEWS, distances._audible_diffs(ref, est), strict=True))
     fine, short = np.abs(views[(4096, 128)]).mean(), np.abs(views[(1024, 64)]).mean()
-    assert fine > 1.5 * short and short > 0.5, (fine, short)
-    np.testing.assert_allclose(distances.compute("audible", ref, est)[0],
-                               np.mean([np.abs(d).mean() for d in views.values()]), rtol=1e-4)  # fmt: skip
+    assert fine > 3 * short and short > 0.1, (fine, short)
+    d = distances.compute("audible", ref, est)[0]
+    np.testing.assert_allclose(d, np.mean([np.abs(v).mean() for v in views.values()]), rtol=1e-4)
+
+    def before(n_fft):  # the same soft floor on one of the views of before
+        r, e = ref.logmel_at(n_fft, 64), est.logmel_at(n_fft, 64)
+        floor = max(r.max(), e.max()) - distances.AUDIBLE_RANGE_DB
+        return np.abs(distances._over_floor(e, floor) - distances._over_floor(r, floor)).mean()
+
+    assert d > 2 * np.mean([before(n) for n in (2048, 1024, 512)]), d
