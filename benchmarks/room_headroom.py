@@ -65,9 +65,9 @@ def main() -> None:
                 try:
                     _, an = env.score(x[None])
                     target, dry, sr = env.target_analysis.audio[0], an.audio[0], env.sample_rate
-                    grid = [(yardstick(target, room(dry, tau, mix, sr), sr), tau, mix) for tau in TAUS for mix in MIXES]
-                    y, tau, mix = min(grid)
-                    wet = analyze(room(dry, tau, mix, sr), sr)
+                    wets = {(tau, mix): room(dry, tau, mix, sr) for tau in TAUS for mix in MIXES}
+                    y, (tau, mix) = min((yardstick(target, w, sr), k) for k, w in wets.items())
+                    wet = analyze(wets[tau, mix], sr)
                     ref = env.target_analysis
                     row = {"set": set_name, "note": note.stem, "synth": best["synth"],
                            "yardstick": yardstick(target, dry, sr), "audible": float(distances.audible(ref, an)[0]),
