@@ -237,16 +237,26 @@ def test_bad_arguments_are_clear_errors(args, message, recording, tiny_run, tmp_
 
 
 @pytest.mark.slow
-def test_cmaes_match_beats_the_best_of_200_random_patches(recording, tmp_path):
-    from synthenv.agents.match import match, random_patches_distance
+def test_cold_cmaes_match_against_random_patches_over_seeds(recording, tmp_path):
+    """A cold CMA-ES at 200 renders against 200 random patches on its own objective (audible), the mean of
+    four seeds of each: one cold search is a draw (fm on this pluck, seeds 0-3: 0.73, 1.08, 1.20 and 0.91
+    of the random patches of seed 0). Measured, mean CMA-ES / mean random over these 4 seeds: fm 0.96,
+    subtractive 0.78, additive 0.58 (over 8 seeds: 1.04, 0.76, 0.59). fm's landscape is a few narrow
+    basins (the harmonic ratios), where a cold CMA-ES at 200 renders is no better than random sampling;
+    a match starts from the inverse model's guesses by default (README, "Amortised matching")."""
+    from synthenv.agents.match import match
 
-    # cmaes / best-of-200-random on the match's own objective (audible), measured on this recording with audible's
-    # views of before (2048/1024/512): 0.80 (fm), 0.68 (subtractive), 0.65 (additive)
-    for synth in ("fm", "subtractive", "additive"):
-        best = match(recording, synth=synth, method="cmaes", budget=200, backend="numpy", out_dir=tmp_path / synth,
-                     log=lambda *a: None, init="cold")  # fmt: skip
-        random_best = random_patches_distance(recording, synth, 200, name=best["distance_name"])  # its own objective
-        assert best["distance"] < 0.9 * random_best, (synth, best["distance"], random_best)
+    for synth, bound in (("fm", 1.15), ("subtractive", 0.9), ("additive", 0.8)):
+        mean = {}
+        for method in ("cmaes", "random"):
+            ds = []
+            for seed in range(4):
+                best = match(recording, synth=synth, method=method, budget=200, backend="numpy", init="cold",
+                             seed=seed, out_dir=tmp_path / f"{synth}{method}{seed}", log=lambda *a: None)  # fmt: skip
+                assert best["distance_name"] == "audible" and best["renders"] == 200
+                ds.append(best["distance"])
+            mean[method] = np.mean(ds)
+        assert mean["cmaes"] < bound * mean["random"], (synth, mean)
 
 
 @pytest.mark.slow

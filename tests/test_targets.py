@@ -3,7 +3,7 @@ import pytest
 import soundfile
 
 from synthenv import TargetError
-from synthenv.targets import AudioTargets, estimate_f0, load_audio, prepare_audio
+from synthenv.targets import F0_RANGE, AudioTargets, estimate_f0, load_audio, prepare_audio, refine_f0
 
 SR = 22050
 
@@ -29,6 +29,35 @@ def test_compressed_and_high_rate_files_load(tmp_path, ext, subtype):
     audio = load_audio(path, SR, 1.0)
     assert audio.shape == (SR,) and np.isfinite(audio).all()
     assert estimate_f0(audio, SR) == pytest.approx(440.0, rel=0.02)
+
+
+def _harmonic_tone(f0: float, vibrato_cents: float = 0.0, n_harmonics: int = 30) -> np.ndarray:
+    """1 s of a 1/k harmonic tone at ``f0`` (with a 5.5 Hz vibrato of ``vibrato_cents``), with a decay."""
+    t = np.arange(SR) / SR
+    inst = f0 * 2 ** (vibrato_cents / 1200 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(inst) / SR
+    k = np.arange(1, n_harmonics + 1)[:, None]
+    tone = (np.sin(k * phase) / k * (k * f0 < SR / 2)).sum(0) * np.exp(-t * 1.5)
+    return (0.3 * tone / np.abs(tone).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [110.0, 311.0])
+def test_pitch_is_refined_between_pyins_grid_points(f0):
+    """pyin's pitches lie on a 10-cent grid (from ``fmin``): a tone half-way between two grid points
+    is 5 cents off by pyin, which is 100 cents at the 20th harmonic. The refined pitch is within a
+    quarter of a cent; with vibrato (20 cents), within one cent of its centre."""
+    k = np.round(1200 * np.log2(f0 / F0_RANGE[0]) / 10)
+    between = F0_RANGE[0] * 2 ** ((k + 0.5) * 10 / 1200)
+    tone = _harmonic_tone(between)
+    cents = lambda hz: abs(1200 * np.log2(hz / between))  # noqa: E731
+    assert cents(estimate_f0(tone, SR, refine=False)) > 4.0  # what pyin alone gives
+    assert cents(estimate_f0(tone, SR)) < 0.25
+    assert cents(estimate_f0(_harmonic_tone(between, vibrato_cents=20.0), SR)) < 1.0
+
+
+def test_refine_keeps_the_estimate_when_there_is_nothing_to_refine():
+    assert refine_f0(np.zeros(SR, np.float32), SR, 220.0) == 220.0
+    assert refine_f0(np.zeros(1, np.float32), SR, 220.0) == 220.0
 
 
 def test_short_audio_is_zero_padded():
