@@ -82,7 +82,7 @@ class SoundMatchEnv(gym.Env):
         action_mode: "delta" or "absolute".
         action_scale: step size of a "delta" action in normalised units.
         sample_rate, duration: of every sound (Hz, s).
-        pitch: "target" fixes ``freq`` from the target (its params, or its pyin estimate);
+        pitch: "target" fixes ``freq`` from the target (its params, or its refined pyin estimate);
             "search" lets the agent set it.
         distance: the reward distance, a name from :mod:`synthenv.distances` (default
             ``"logmel_l1"`` with audio features, ``"server_l1"`` with server features).
