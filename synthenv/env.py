@@ -281,7 +281,7 @@ class SoundMatchEnv(gym.Env):
         x = np.empty((b, spec.n_params))
         for i, (rng, (target, phys)) in enumerate(zip(rngs, drawn, strict=True)):
             x[i] = spec.normalize(spec.defaults) if self.init == "default" else rng.random(spec.n_params)
-            if self._fixed_freq:  # the pitch comes from the target: its params, or its pyin estimate
+            if self._fixed_freq:  # the pitch comes from the target: its params, or its refined pyin estimate
                 row = spec.defaults.copy()
                 j = spec.index("freq")
                 row[j] = phys[j] if phys is not None else pitch_to_param(spec, target.f0 or float("nan"))

@@ -23,6 +23,7 @@ F0_RANGE = (40.0, 2000.0)
 REFINE_CENTS = 25.0  # refine_f0 looks this far (cents) either side of pyin's estimate (its grid: 10 cents)
 REFINE_STEP = 0.25  # cents between the pitches refine_f0 tries
 REFINE_HARMONICS = 40  # at most this many harmonics are summed
+REFINE_MAX_SPREAD = 15.0  # cents: a pitch track wider (interquartile; pyin steps 10) is a vibrato: not refined
 
 
 @dataclass
@@ -86,7 +87,11 @@ def estimate_f0(
     audio: np.ndarray, sample_rate: int, fmin: float = F0_RANGE[0], fmax: float = F0_RANGE[1], refine: bool = True
 ) -> float | None:
     """Median f0 (Hz) of the voiced frames found by ``librosa.pyin``, refined on the harmonics
-    (:func:`refine_f0`; ``refine=False``: pyin's own); ``None`` when nothing is voiced."""
+    (:func:`refine_f0`) where the pitch is steady: its frames' interquartile range within
+    :data:`REFINE_MAX_SPREAD` cents (``refine=False``: pyin's own median always); ``None`` when nothing
+    is voiced. A vibrato spreads each harmonic between its two extremes, and where those are resolved
+    (20 cents at 700 Hz and above) the whole note's spectrum has two peaks per harmonic, one of which
+    the comb would take (12 cents off); the median of the track is the vibrato's centre."""
     import librosa
 
     y = np.asarray(audio, dtype=np.float32)
@@ -95,20 +100,27 @@ def estimate_f0(
     good = f0[voiced & np.isfinite(f0)] if voiced is not None else np.array([])
     if good.size == 0:
         return None
-    return refine_f0(y, sample_rate, float(np.median(good))) if refine else float(np.median(good))
+    median = float(np.median(good))
+    q25, q75 = np.percentile(good, [25, 75])
+    steady = 1200.0 * np.log2(q75 / q25) < REFINE_MAX_SPREAD
+    return refine_f0(y, sample_rate, median) if refine and steady else median
 
 
 def refine_f0(audio: np.ndarray, sample_rate: int, f0: float, cents: float = REFINE_CENTS) -> float:
     """The pitch within ``cents`` of ``f0`` whose harmonics (up to :data:`REFINE_HARMONICS`, below 0.45x
     the sample rate) carry the most magnitude in the whole sound's spectrum (Hann window, zero-padded
-    8x), in steps of :data:`REFINE_STEP` cents.
+    8x), in steps of :data:`REFINE_STEP` cents; ``f0`` itself where that pitch is at the edge of the
+    window (pyin more than ``cents`` off, or no harmonic peak near it) or the sound is silent.
 
     pyin's pitches lie on a grid of 10 cents, so its median can be 5 cents off (and more with
     vibrato). At the 20th harmonic 5 cents is 100, a partial in the next bin of a 4096-point
-    spectrum: on sampled real notes a match at pyin's pitch was up to 1 dB (20%) farther than at
-    this one (``benchmarks/match_instruments.py``). On 32 random subtractive patches pyin is 3.8 cents
-    off on average (up to 11) and this 0.38 (median 0.13); additive 2.9 and 0.07
-    (``benchmarks/pitch_refine.py``)."""
+    spectrum: on sampled real notes a match at pyin's pitch was up to 0.9 dB (11%) farther than at
+    this one (``benchmarks/match_instruments.py``). On random patches with a known pitch
+    (``benchmarks/pitch_refine.py``) pyin is 3-4 cents off on average and this well under one.
+    Stretched partials (a piano's) pull it a few cents sharp of the fundamental: the magnitudes weigh
+    every harmonic as it sounds."""
+    if not cents > 0:
+        raise ValueError(f"refine_f0 needs a positive window in cents, got {cents!r}")
     y = np.asarray(audio, dtype=np.float64)
     if y.size < 2 or not np.isfinite(f0) or f0 <= 0:
         return f0
@@ -119,7 +131,8 @@ def refine_f0(audio: np.ndarray, sample_rate: int, f0: float, cents: float = REF
     k = np.arange(1, max(1, min(REFINE_HARMONICS, int(0.45 * sample_rate / pitches[-1]))) + 1)
     bins = pitches[:, None] * k[None, :] * (n_fft / sample_rate)
     score = np.interp(bins, np.arange(spectrum.size), spectrum).sum(axis=1)
-    return float(pitches[int(np.argmax(score))]) if score.max() > 0 else f0
+    best = int(np.argmax(score))
+    return float(pitches[best]) if score[best] > 0 and 0 < best < len(pitches) - 1 else f0
 
 
 def find_audio_files(folder: Path) -> list[Path]:
