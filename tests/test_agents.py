@@ -242,8 +242,10 @@ def test_cold_cmaes_match_against_random_patches_over_seeds(recording, tmp_path)
     four seeds of each: one cold search is a draw (fm on this pluck, seeds 0-3: 0.73, 1.08, 1.20 and 0.91
     of the random patches of seed 0). Measured, mean CMA-ES / mean random over these 4 seeds: fm 0.96,
     subtractive 0.78, additive 0.58 (over 8 seeds: 1.04, 0.76, 0.59). fm's landscape is a few narrow
-    basins (the harmonic ratios), where a cold CMA-ES at 200 renders is no better than random sampling;
-    a match starts from the inverse model's guesses by default (README, "Amortised matching")."""
+    basins (the harmonic ratios), where a cold CMA-ES at 200 renders is no better than random sampling:
+    issue 12's "never lose to random" is not met there, and fm's bound (1.15) only guards against a
+    worse search. A match starts from the inverse model's guesses by default (README, "Amortised
+    matching")."""
     from synthenv.agents.match import match
 
     for synth, bound in (("fm", 1.15), ("subtractive", 0.9), ("additive", 0.8)):
