@@ -101,9 +101,10 @@ def estimate_f0(
     if good.size == 0:
         return None
     median = float(np.median(good))
+    if not refine:
+        return median
     q25, q75 = np.percentile(good, [25, 75])
-    steady = 1200.0 * np.log2(q75 / q25) < REFINE_MAX_SPREAD
-    return refine_f0(y, sample_rate, median) if refine and steady else median
+    return refine_f0(y, sample_rate, median) if 1200.0 * np.log2(q75 / q25) < REFINE_MAX_SPREAD else median
 
 
 def refine_f0(audio: np.ndarray, sample_rate: int, f0: float, cents: float = REFINE_CENTS) -> float:

@@ -449,7 +449,7 @@ def test_issue_12s_command_from_the_starts_beats_random_on_every_shipped_note(tm
     default start) against the best of 200 random patches of the synth it chose, on the match's own
     objective: closer on every shipped note. Measured: 0.69 (flute, voice), 0.50 (guitar, subtractive),
     0.70 (piano, voice), 0.53 (trumpet, voice), 0.72 (violin, voice); cold, subtractive loses on the
-    trumpet (the test above)."""
+    trumpet (``test_cmaes_matches_sampled_real_instruments``)."""
     from synthenv.agents.match import match, random_patches_distance
     from synthenv.samples import instrument_notes
 

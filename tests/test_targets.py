@@ -55,8 +55,9 @@ def test_pitch_is_refined_between_pyins_grid_points(f0):
     assert cents(estimate_f0(tone, SR, refine=False)) > 3.0  # what pyin alone gives
     assert cents(estimate_f0(tone, SR)) < 0.25
     vibrato = _harmonic_tone(between, vibrato_cents=40.0)
-    assert estimate_f0(vibrato, SR) == estimate_f0(vibrato, SR, refine=False)
-    assert cents(estimate_f0(vibrato, SR)) < 12.0
+    kept = estimate_f0(vibrato, SR)
+    assert kept == estimate_f0(vibrato, SR, refine=False)
+    assert cents(kept) < 12.0
 
 
 def test_refine_keeps_the_estimate_when_there_is_nothing_to_refine():
