@@ -84,8 +84,9 @@ def test_vector_env_equals_single_envs_with_the_same_seeds_and_actions(kwargs, m
     assert done_seen
 
 
-def test_batched_inverse_model_equals_one_row_passes():
-    model = load_model(None, "subtractive")
+@pytest.mark.parametrize("synth", SYNTHS)
+def test_batched_inverse_model_equals_one_row_passes(synth):
+    model = load_model(None, synth)
     logmel = np.random.default_rng(0).uniform(-80.0, 0.0, (4, model.meta["n_frames"], model.meta["n_mels"]))
     hyp, scores = model.predict(logmel)
     one = [model.predict(logmel[i : i + 1]) for i in range(4)]
