@@ -60,13 +60,9 @@ def no_servers_left_behind():
 def sb3_logs_in_tmp(tmp_path_factory):
     """A model trained without a log folder makes ``$TMPDIR/SB3-<date>`` and leaves it behind; send it to
     pytest's own temporary folder instead."""
-    old = os.environ.get("SB3_LOGDIR")
-    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3"))
-    yield
-    if old is None:
-        os.environ.pop("SB3_LOGDIR", None)
-    else:
-        os.environ["SB3_LOGDIR"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3")))
+        yield
 
 
 def pluck(f0: float, sr: int = SR, seconds: float = 1.2, seed: int = 0) -> np.ndarray:

@@ -42,6 +42,12 @@ def _singles_step(singles, actions):
     return out
 
 
+def _one_row_passes(predict, model, logmel):
+    """``predict`` (an :class:`InverseModel` method) run on one row of ``logmel`` at a time, concatenated."""
+    hyp, scores = zip(*(predict(model, logmel[i : i + 1]) for i in range(len(logmel))), strict=True)
+    return np.concatenate(hyp), np.concatenate(scores)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"synth": s} for s in SYNTHS]
@@ -56,12 +62,7 @@ def test_vector_env_equals_single_envs_with_the_same_seeds_and_actions(kwargs, m
         # the params and a render can amplify it (~3e-3 in the features), so compare the envs' logic with
         # the one-row passes the single envs make
         real = InverseModel.predict
-
-        def one_row_passes(self, logmel):
-            hyp, scores = zip(*(real(self, logmel[i : i + 1]) for i in range(len(logmel))), strict=True)
-            return np.concatenate(hyp), np.concatenate(scores)
-
-        monkeypatch.setattr(InverseModel, "predict", one_row_passes)
+        monkeypatch.setattr(InverseModel, "predict", lambda self, logmel: _one_row_passes(real, self, logmel))
     venv = SoundMatchVectorEnv(n, max_steps=4, **kwargs)
     singles = [gym.make(synthenv.ENV_ID, max_steps=4, **kwargs) for _ in range(n)]
     atol = 1e-5
@@ -89,9 +90,9 @@ def test_batched_inverse_model_equals_one_row_passes(synth):
     model = load_model(None, synth)
     logmel = np.random.default_rng(0).uniform(-80.0, 0.0, (4, model.meta["n_frames"], model.meta["n_mels"]))
     hyp, scores = model.predict(logmel)
-    one = [model.predict(logmel[i : i + 1]) for i in range(4)]
-    np.testing.assert_allclose(hyp, np.concatenate([h for h, _ in one]), atol=1e-5)
-    np.testing.assert_allclose(scores, np.concatenate([s for _, s in one]), atol=1e-5)
+    hyp_rows, scores_rows = _one_row_passes(InverseModel.predict, model, logmel)
+    np.testing.assert_allclose(hyp, hyp_rows, atol=1e-5)
+    np.testing.assert_allclose(scores, scores_rows, atol=1e-5)
 
 
 def test_bad_actions_are_rejected_and_lose_nothing():
