@@ -4,7 +4,8 @@ Each method gets ``objective(X) -> distances`` over candidates ``X [B, A]`` in [
 render per call) and a ``budget`` of candidates; it returns the best candidate it rendered and its
 distance, plus the best-so-far curve (one entry per render) for plots. ``cmaes_lm`` also needs
 ``residuals(X) -> (distances, residuals [B, K])`` (the same render with the distance's residuals,
-:func:`synthenv.distances.residuals`), which it then uses for every render.
+:func:`synthenv.distances.residuals`), which it then uses for every render; ``cmaes`` uses them, when
+given, to shape its first steps from an inverse model's starts (:func:`gauss_newton_shape`).
 """
 
 from __future__ import annotations
@@ -142,16 +143,62 @@ def hill_climb(objective: Objective, dim: int, budget: int, rng: np.random.Gener
 
 def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray | None = None,
           sigma0: float | None = None, starts: np.ndarray | None = None,
-          known: tuple[np.ndarray, np.ndarray] | None = None) -> SearchResult:  # fmt: skip
+          known: tuple[np.ndarray, np.ndarray] | None = None,
+          residuals: Residuals | None = None) -> SearchResult:  # fmt: skip
     """CMA-ES (the ``cma`` package) in [0, 1]^dim that uses its budget: first a space-filling batch
     (:func:`explore`, ``x0`` included), then CMA-ES from its best with a step size from the spread of
     its best tenth (or ``sigma0``), restarted from the best so far with half the step whenever it
     converges while renders are left. One batched render per generation. With ``starts`` (e.g. an
     inverse model's guesses) those are rendered instead of the batch, and CMA-ES starts from the
-    closest with :func:`start_sigma` of its distance (or ``sigma0``)."""
-    t = _begin(objective, budget, starts, known)
-    _cma(t, dim, seed, _cma_sigma(t, dim, budget, seed, x0, sigma0, starts, known), budget)
+    closest with :func:`start_sigma` of its distance (or ``sigma0``); given the distance's
+    ``residuals`` too, its first covariance is :func:`gauss_newton_shape` at that start and its step
+    :data:`SHAPED_STEP` times larger (when more than three times the ``dim + 1`` renders it costs are left)."""
+    shaped = residuals is not None and starts is not None
+    t = _begin(objective, budget, starts, known, residuals if shaped else None)
+    sigma = _cma_sigma(t, dim, budget, seed, x0, sigma0, starts, known)
+    shape = None
+    if shaped and len(t.curve) and t.left > 3 * (dim + 1):
+        shape = gauss_newton_shape(t, dim)
+        sigma *= SHAPED_STEP if shape is not None else 1.0
+    _cma(t, dim, seed, sigma, budget, shape)
     return t.result()
+
+
+SHAPE_CONDITION = 1e3  # gauss_newton_shape's largest ratio of its covariance's eigenvalues
+SHAPED_STEP = 4.0  # CMA-ES's first step from the starts with that shape, times start_sigma
+
+
+def gauss_newton_shape(t: Tracker, dim: int, h: float | None = None) -> np.ndarray | None:
+    """A first covariance ``[dim, dim]`` for CMA-ES at ``t``'s best candidate: the inverse of the
+    Gauss-Newton Hessian ``JᵀJ`` of the distance's residuals (:func:`_forward_differences`, ``dim + 1``
+    renders), its eigenvalues limited to a ratio of :data:`SHAPE_CONDITION`, scaled to a mean variance
+    of 1. Long along the directions in which the distance barely changes (often several parameters
+    together: on a real piano note, the filter's resonance, the attack and the release), short across
+    the steep ones, so that CMA-ES's first generations step along the valley that its own covariance
+    would take many generations to learn. None if the Jacobian is not finite."""
+    J = _forward_differences(t, t.best_x, LM_STEP if h is None else h)[3]
+    H = J.T @ J
+    if not np.isfinite(H).all() or not H.any():
+        return None
+    e, B = np.linalg.eigh(H)
+    e = np.maximum(e, e.max() / SHAPE_CONDITION)
+    C = (B / e) @ B.T
+    return C / np.mean(np.diag(C))
+
+
+def _forward_differences(t: Tracker, x: np.ndarray, h: float, r0: np.ndarray | None = None):
+    """The Jacobian of the distance's residuals at ``x`` by forward differences of ``h`` (backward at
+    the upper bound), rendered through ``t`` in one batch of ``len(x)`` steps (``x`` itself too, first,
+    when its residuals ``r0`` are not given): ``(X, d, R, J [K, len(x)])``, the steps' candidates,
+    distances and residuals."""
+    step = np.where(x + h <= 1.0, h, -h)
+    X = x + np.diag(step)
+    if r0 is None:
+        d, R = t.render(np.vstack([x[None], X]))
+        r0, d, R = R[0], d[1:], R[1:]
+    else:
+        d, R = t.render(X)
+    return X, d, R, ((R - r0) / step[:, None]).T
 
 
 def cmaes_lm(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray | None = None,
@@ -181,9 +228,9 @@ def _cma_sigma(t: Tracker, dim: int, budget: int, seed: int, x0, sigma0, starts,
     return float(np.clip(elite.std(axis=0).mean(), 0.05, 0.3)) if sigma0 is None else float(sigma0)
 
 
-def _cma(t: Tracker, dim: int, seed: int, sigma: float, until: int) -> None:
+def _cma(t: Tracker, dim: int, seed: int, sigma: float, until: int, shape: np.ndarray | None = None) -> None:
     """CMA-ES from ``t``'s best until ``t`` has ``until`` renders (or none left), restarted from the best
-    with half the step whenever it converges."""
+    with half the step whenever it converges; ``shape``: its first covariance (each restart's too)."""
     import cma
 
     restart = 0
@@ -192,6 +239,9 @@ def _cma(t: Tracker, dim: int, seed: int, sigma: float, until: int) -> None:
             t.best_x, sigma,
             {"bounds": [0.0, 1.0], "seed": int(seed) + 1 + restart, "verbose": -9, "maxfevals": until - len(t.curve)},
         )  # fmt: skip
+        if shape is not None:
+            es.sm.C = shape.copy()
+            es.sm._decompose_C()  # the cma package's sampler: C's eigen-decomposition, what ask() samples from
         while t.left and len(t.curve) < until and not es.stop():
             X = np.array(es.ask())
             d = t(X[: until - len(t.curve)])
@@ -228,10 +278,8 @@ def levenberg_marquardt(t: Tracker, dim: int, seed: int = 0, h: float = LM_STEP)
         if J is None:
             if t.left < dim + 1:
                 break
-            step = np.where(x + h <= 1.0, h, -h)
-            X = x + np.diag(step)
-            d, R = t.render(X)
-            J, fresh = ((R - r0) / step[:, None]).T, True  # [K, dim]
+            X, d, R, J = _forward_differences(t, x, h, r0)  # J: [K, dim]
+            fresh = True
             if not (np.isfinite(J).all() and np.isfinite(r0).all()):
                 break
             i = int(np.argmin(_finite(d)))
@@ -297,7 +345,7 @@ def run_search(method: str, objective: Objective, dim: int, budget: int, seed: i
     if method == "hillclimb":
         return hill_climb(objective, dim, budget, rng, x0, **kw)
     if method == "cmaes":
-        return cmaes(objective, dim, budget, seed, x0, **kw)
+        return cmaes(objective, dim, budget, seed, x0, residuals=residuals, **kw)
     if method == "cmaes_lm":
         return cmaes_lm(objective, dim, budget, seed, x0, residuals=residuals, **kw)
     raise ValueError(f"unknown search method {method!r}; choose from {', '.join(METHODS)}")
