@@ -239,9 +239,9 @@ def _cma(t: Tracker, dim: int, seed: int, sigma: float, until: int, shape: np.nd
             t.best_x, sigma,
             {"bounds": [0.0, 1.0], "seed": int(seed) + 1 + restart, "verbose": -9, "maxfevals": until - len(t.curve)},
         )  # fmt: skip
-        if shape is not None:
+        if shape is not None:  # the cma package's (4.x) sampler: C and its eigen-decomposition, what ask() draws from
             es.sm.C = shape.copy()
-            es.sm._decompose_C()  # the cma package's sampler: C's eigen-decomposition, what ask() samples from
+            es.sm._decompose_C()
         while t.left and len(t.curve) < until and not es.stop():
             X = np.array(es.ask())
             d = t(X[: until - len(t.curve)])
