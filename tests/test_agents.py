@@ -503,8 +503,8 @@ def test_cmaes_from_the_starts_with_residuals_steps_along_the_valley():
     Hessian (what ``match --method cmaes`` does from an inverse model's starts): from a start in the
     right valley but far along its floor (where an inverse model's closest guess tends to be: on a real
     piano note, Levenberg-Marquardt moved three parameters by 0.3-0.7 together from there), at 80
-    renders it gets closer than without them, every render counted. A cold search (no starts) does not
-    use them."""
+    renders it gets closer than without them, every render counted, and only the Jacobian's batch is
+    rendered with residuals. A cold search (no starts) does not use them."""
     dim = 6
     A, target, residuals = _valley(dim)
     objective = lambda X: residuals(X)[0]  # noqa: E731
@@ -512,15 +512,16 @@ def test_cmaes_from_the_starts_with_residuals_steps_along_the_valley():
     shaped, plain = [], []
     for s in range(6):
         start = np.clip(target + 0.35 * floor + np.random.default_rng(s).normal(0, 0.02, dim), 0, 1)[None]
-        calls = []
+        calls, with_r = [], []
 
-        def counted(X, calls=calls):
-            calls.append(len(X))
+        def counted(X, with_r=with_r):
+            with_r.append(len(X))
             return residuals(X)
 
         res = run_search("cmaes", lambda X, calls=calls: calls.append(len(X)) or objective(X), dim, 80, s, starts=start,
                          residuals=counted)  # fmt: skip
-        assert res.renders == 80 == sum(calls) == len(res.curve) and np.all(np.diff(res.curve) <= 0)
+        assert with_r == [1 + dim] and res.renders == 80 == sum(calls) + sum(with_r) == len(res.curve)
+        assert np.all(np.diff(res.curve) <= 0)
         shaped.append(res.distance)
         plain.append(run_search("cmaes", objective, dim, 80, s, starts=start).distance)
     assert np.mean(shaped) < 0.7 * np.mean(plain), (shaped, plain)

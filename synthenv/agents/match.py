@@ -177,8 +177,7 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
                 known = known[:2]
             x0 = env.search_x if probe is None else None  # the probe's batch began at the defaults
             total = left + (0 if known is None else len(known[0]))
-            with_r = (objective(env, residuals=True) if method == "cmaes_lm" or method == "cmaes"
-                      and distances.has_residuals(env.distance) else None)  # fmt: skip
+            with_r = objective(env, residuals=True) if distances.has_residuals(env.distance) else None
             res = (run_search(method, objective(env), len(env.search_index), total, seed, x0, starts, known,
                               residuals=with_r)
                    if left else _best(*known))  # fmt: skip

@@ -28,12 +28,16 @@ class SearchResult:
 
 
 class Tracker:
-    """Counts renders against a budget and keeps the best candidate (and the best-so-far curve)."""
+    """Counts renders against a budget and keeps the best candidate (and the best-so-far curve).
+    With ``residuals``, :meth:`render` renders with them; so does calling the tracker unless
+    ``residuals_each_call`` is False (then only the renders that need them pay for them)."""
 
-    def __init__(self, objective: Objective, budget: int, residuals: Residuals | None = None) -> None:
+    def __init__(self, objective: Objective, budget: int, residuals: Residuals | None = None,
+                 residuals_each_call: bool = True) -> None:  # fmt: skip
         if budget < 1:
             raise ValueError(f"budget must be at least 1 render, got {budget}")
         self.objective, self.budget, self.residuals = objective, budget, residuals
+        self.residuals_each_call = residuals_each_call
         self.best_x: np.ndarray | None = None
         self.best_d = np.inf
         self.best_r: np.ndarray | None = None  # the best candidate's residuals, if it was rendered with them
@@ -44,13 +48,13 @@ class Tracker:
         return self.budget - len(self.curve)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return self.render(X)[0]
+        return self.render(X, self.residuals_each_call)[0]
 
-    def render(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def render(self, X: np.ndarray, with_residuals: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Render (at most the renders left of) ``X``: distances, and residuals when the tracker has
-        ``residuals`` (else None)."""
+        ``residuals`` and ``with_residuals`` (else None)."""
         X = np.clip(np.atleast_2d(X), 0.0, 1.0)[: self.left]
-        if self.residuals is None:
+        if self.residuals is None or not with_residuals:
             d, R = np.asarray(self.objective(X), dtype=np.float64), None
         else:
             d, R = self.residuals(X)
@@ -154,7 +158,7 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     ``residuals`` too, its first covariance is :func:`gauss_newton_shape` at that start and its step
     :data:`SHAPED_STEP` times larger (when more than three times the ``dim + 1`` renders it costs are left)."""
     shaped = residuals is not None and starts is not None
-    t = _begin(objective, budget, starts, known, residuals if shaped else None)
+    t = _begin(objective, budget, starts, known, residuals if shaped else None, residuals_each_call=False)
     sigma = _cma_sigma(t, dim, budget, seed, x0, sigma0, starts, known)
     shape = None
     if shaped and len(t.curve) and t.left > 3 * (dim + 1):
@@ -319,8 +323,9 @@ def _finite(d: np.ndarray) -> np.ndarray:
 METHODS = ("random", "hillclimb", "cmaes", "cmaes_lm")
 
 
-def _begin(objective: Objective, budget: int, starts, known, residuals: Residuals | None = None) -> Tracker:
-    t = Tracker(objective, budget, residuals)
+def _begin(objective: Objective, budget: int, starts, known, residuals: Residuals | None = None,
+           residuals_each_call: bool = True) -> Tracker:  # fmt: skip
+    t = Tracker(objective, budget, residuals, residuals_each_call)
     if known is not None:
         t.add(*known)
     if starts is not None and len(starts) and t.left:
@@ -335,7 +340,8 @@ def run_search(method: str, objective: Objective, dim: int, budget: int, seed: i
     first and the search refines from the closest (random search: keeps sampling uniformly).
     ``known`` (candidates and distances rendered before, e.g. by ``--synth auto``'s probe) count against
     ``budget``; a cold search (no ``starts``) counts them as part of its exploration. ``residuals``: what
-    ``cmaes_lm`` renders with (see the module doc)."""
+    ``cmaes_lm`` renders with, and what ``cmaes`` shapes its first steps from the starts with (see the
+    module doc); the other methods do not use them."""
     rng = np.random.default_rng(seed)
     if starts is not None:
         starts = np.clip(np.atleast_2d(np.asarray(starts, dtype=np.float64)), 0.0, 1.0)[: max(budget, 1)]
