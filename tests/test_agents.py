@@ -488,13 +488,13 @@ def test_gauss_newton_shape_is_long_along_the_valley_and_costs_dim_plus_one_rend
     A, target, residuals = _valley(dim)
     t = Tracker(lambda X: residuals(X)[0], 50, residuals)
     t(np.full((1, dim), 0.4))
-    C = gauss_newton_shape(t, dim)
+    C = gauss_newton_shape(t)
     assert len(t.curve) == 1 + dim + 1 and C.shape == (dim, dim) and np.mean(np.diag(C)) == pytest.approx(1.0)
     e, B = np.linalg.eigh(C)
     flat = np.linalg.eigh(A.T @ A)[1][:, 0]  # the valley's direction: where the distance changes least
     assert abs(B[:, -1] @ flat) > 0.99 and e[-1] / e[0] == pytest.approx(400.0, rel=0.01)
     A[:] = np.diag(np.geomspace(1.0, 1e-3, dim)) @ np.linalg.qr(A.T)[0].T  # far steeper: the limit holds
-    e = np.linalg.eigvalsh(gauss_newton_shape(t, dim))
+    e = np.linalg.eigvalsh(gauss_newton_shape(t))
     assert e[-1] / e[0] == pytest.approx(SHAPE_CONDITION, rel=0.01)
 
 

@@ -162,7 +162,7 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     sigma = _cma_sigma(t, dim, budget, seed, x0, sigma0, starts, known)
     shape = None
     if shaped and len(t.curve) and t.left > 3 * (dim + 1):
-        shape = gauss_newton_shape(t, dim)
+        shape = gauss_newton_shape(t)
         sigma *= SHAPED_STEP if shape is not None else 1.0
     _cma(t, dim, seed, sigma, budget, shape)
     return t.result()
@@ -172,8 +172,8 @@ SHAPE_CONDITION = 1e3  # gauss_newton_shape's largest ratio of its covariance's 
 SHAPED_STEP = 4.0  # CMA-ES's first step from the starts with that shape, times start_sigma
 
 
-def gauss_newton_shape(t: Tracker, dim: int, h: float | None = None) -> np.ndarray | None:
-    """A first covariance ``[dim, dim]`` for CMA-ES at ``t``'s best candidate: the inverse of the
+def gauss_newton_shape(t: Tracker, h: float | None = None) -> np.ndarray | None:
+    """A first covariance ``[dim, dim]`` for CMA-ES at ``t``'s best candidate (``dim`` its length): the inverse of the
     Gauss-Newton Hessian ``JᵀJ`` of the distance's residuals (:func:`_forward_differences`, ``dim + 1``
     renders), its eigenvalues limited to a ratio of :data:`SHAPE_CONDITION`, scaled to a mean variance
     of 1. Long along the directions in which the distance barely changes (often several parameters
