@@ -255,6 +255,16 @@ class SoundMatchEnv(gym.Env):
         """The current target's features (an Analysis of one sound)."""
         return self._episode().target
 
+    def read_start(self) -> np.ndarray | None:
+        """The synth's patch read from the current target (:meth:`SynthSpec.read_start`), normalised ``[P]``,
+        or None (no reader, no audio, or nothing read)."""
+        return self._read_start(self.target_analysis, 0, self.target)
+
+    def _read_start(self, an: Analysis, i: int, target: Target | None) -> np.ndarray | None:
+        if self.synth.reader is None or an.audio is None:
+            return None
+        return self.synth.read_start(an.audio[i], self.sample_rate, None if target is None else target.f0)
+
     @property
     def search_x(self) -> np.ndarray:
         """The current candidate's searchable params in [0, 1], ``[A]`` (a copy)."""
@@ -301,6 +311,10 @@ class SoundMatchEnv(gym.Env):
             starts = self.inverse.starts(target_an.logmel)[:, :n]  # [B, n, P], the network's best guess first
             guess = starts[:, 0, self.search_index]
             if self.init == "inverse":  # render the starts, begin at the closest
+                for i, target in enumerate(targets):  # a patch the synth reads from the sound, first of all
+                    read = self._read_start(target_an, i, target)
+                    if read is not None:
+                        starts[i] = np.vstack([read[None], starts[i, :-1]])
                 n = starts.shape[1]
                 x = np.repeat(x, n, axis=0)
                 x[:, self.search_index] = starts[:, :, self.search_index].reshape(b * n, -1)

@@ -242,15 +242,20 @@ def n_starts(budget: int, model: InverseModel | None = None) -> int:
     return int(min(most, max(1, budget // 3)))
 
 
-def first_starts(model: InverseModel, logmel: np.ndarray, n: int) -> np.ndarray:
+def first_starts(model: InverseModel, logmel: np.ndarray, n: int, read: np.ndarray | None = None) -> np.ndarray:
     """The first ``n`` (at least one) of ``model``'s starts for one target's log-mel ``[1, T, M]``: ``[n, P]``
-    normalised, every parameter, the best-scored guess first."""
-    return model.starts(logmel)[0][: max(1, n)]
+    normalised, every parameter, the best-scored guess first; ``read`` (a patch read from the sound,
+    :meth:`SynthSpec.read_start`, ``[P]``) first of all when given."""
+    starts = model.starts(logmel)[0]
+    if read is not None:
+        starts = np.vstack([read[None], starts])
+    return starts[: max(1, n)]
 
 
-def search_starts(model: InverseModel, logmel: np.ndarray, search_index: np.ndarray, n: int) -> np.ndarray:
+def search_starts(model: InverseModel, logmel: np.ndarray, search_index: np.ndarray, n: int,
+                  read: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """:func:`first_starts` in the searchable columns ``search_index``: ``[n, A]``."""
-    return first_starts(model, logmel, n)[:, search_index]
+    return first_starts(model, logmel, n, read)[:, search_index]
 
 
 def shipped_model_path(synth: str) -> Path | None:

@@ -22,6 +22,8 @@ Scale = Literal["lin", "exp"]
 #: ``surrogate(params, sample_rate, n_samples) -> float32 [B, n_samples]``, ``params`` float64
 #: ``[B, P]`` in physical units, columns in spec order.
 Surrogate = Callable[[np.ndarray, int, int], np.ndarray]
+#: ``(audio [N], sample_rate, f0 or None) -> {param: physical value}`` or None: a patch read from a sound
+Reader = Callable[[np.ndarray, int, "float | None"], "dict[str, float] | None"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class SynthSpec:
     #: ``freq`` may sit at up to this harmonic of the pitch a listener hears (FM: the heard pitch is the
     #: partials' common spacing, which can lie below the carrier); a match tries those harmonics
     carrier_harmonics: int = 1
+    #: a patch read straight from a sound (additive: each partial's level in its spectrum), which a match
+    #: renders first among its starts (:meth:`read_start`); None for a synth that has no such reading
+    reader: Reader | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +132,19 @@ class SynthSpec:
         return np.array([p.scale == "exp" for p in self.params])
 
     # -- mapping --------------------------------------------------------------------------------
+    def read_start(self, audio: np.ndarray, sample_rate: int, f0: float | None) -> np.ndarray | None:
+        """:attr:`reader`'s patch for ``audio`` (pitch ``f0`` in Hz, or None), normalised ``[P]`` and clipped
+        into the ranges; None when the synth has no reader or it could not read this sound."""
+        if self.reader is None:
+            return None
+        patch = self.reader(np.asarray(audio), int(sample_rate), f0)
+        if patch is None:
+            return None
+        row = self.defaults.copy()
+        for name, value in patch.items():
+            row[self.index(name)] = value
+        return np.clip(self.normalize(row), 0.0, 1.0)
+
     def normalize(self, values: np.ndarray) -> np.ndarray:
         """Physical ``[..., P]`` -> normalised [0, 1] ``[..., P]`` (values outside the range map outside)."""
         v = np.asarray(values, dtype=np.float64)

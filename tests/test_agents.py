@@ -266,7 +266,9 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
     """Notes of sampled real instruments (FluidR3 GM, see synthenv/data/instruments/README.md): CMA-ES at
     200 renders against the best of 200 random patches on the match's own objective (audible), per
     synth, from a cold start. Measured with audible's 4096-point view: mean ratio fm 0.91, subtractive
-    0.90, additive 0.70; worst note 0.99, 1.09, 0.88. subtractive loses to the random patches on the
+    0.90, additive 0.85 (seeds 1, 2: 0.83, 0.79; 0.70 before additive had 24 free partial levels, sustain
+    and noise: 31 searchable parameters instead of 13, which 200 cold renders cover more thinly); worst
+    note 0.99, 1.09, 0.91 (additive with seeds 1, 2: 0.97, 0.93). subtractive loses to the random patches on the
     trumpet (1.09; with seeds 1 and 2, 0.97 and 1.13: the README's cold table counts such losses), where
     the views of before gave 0.99; the default start, the inverse models', is not cold. With the views
     of before: mean 0.90, 0.85, 0.71, worst 1.035 (fm on the trumpet), 0.99, 0.95."""
@@ -275,7 +277,7 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
 
     notes = list(instrument_notes().values())
     assert len(notes) == 5
-    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 1.02, 0.75)):
+    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 1.02, 0.9)):
         ratios = []
         for note in notes:
             best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy", init="cold",

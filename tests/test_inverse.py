@@ -323,12 +323,13 @@ def test_method_inverse_is_one_render_and_auto_probes_every_synth_with_guesses(r
     assert res["renders"] == 40 and res["init"] == "inverse"
     for synth in BUILTIN_SYNTHS:
         assert synth in r.stdout
-    # the guesses alone with more budget than starts: each start is rendered once (16 per synth), none twice
+    # the guesses alone with more budget than starts: each start is rendered once (16 per synth, and additive's
+    # patch read from the recording), none twice
     r = cli("match", str(recording), "--method", "inverse", "--budget", "100", "--backend", "numpy", "-o",
             str(tmp_path / "all"))  # fmt: skip
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "all" / "result.json").read_text())
-    assert res["renders"] == len(BUILTIN_SYNTHS) * inverse.n_starts(100) == 64
+    assert res["renders"] == len(BUILTIN_SYNTHS) * inverse.n_starts(100) + 1 == 65
     # one synth, fewer renders than starts: exactly the budget
     r = cli("match", str(recording), "--synth", "fm", "--method", "inverse", "--budget", "5", "--backend", "numpy",
             "-o", str(tmp_path / "five"))  # fmt: skip
@@ -557,3 +558,41 @@ def test_searches_from_starts_spend_the_budget_and_keep_the_best_start(method):
     assert res.distance <= objective(starts[:1])[0]
     if method != "random":  # a local search from a start near the optimum gets closer still
         assert res.distance < objective(starts[:1])[0]
+
+
+def test_a_match_renders_the_patch_read_from_the_sound_first(tmp_path):
+    """additive reads a patch from the recording (SynthSpec.reader): it comes first among the starts of a
+    match, of eval's inverse searches and of env(init="inverse"), ahead of the network's guesses; with one
+    render (method inverse, budget 1) the match is that patch."""
+    from synthenv import render
+    from synthenv.agents.match import match
+    from synthenv.synths import get_synth
+
+    spec = get_synth("additive")
+    note = {"freq": 246.9, **{f"a{k}": (1.0 if k % 2 else 0.03) / k for k in range(1, 25)}, "attack": 0.05,
+            "sustain": 0.7, "hold": 0.9, "noise": 0.002}  # fmt: skip
+    path = tmp_path / "note.wav"
+    soundfile.write(path, render("additive", note), 22050)
+    env = SoundMatchEnv(synth="additive", targets=str(path))
+    try:
+        env.reset(seed=0, options={"target_index": 0})
+        read = env.read_start()
+        assert read is not None
+        starts = inverse.first_starts(inverse.load_model(None, "additive"), env.target_analysis.logmel, 4, read)
+        np.testing.assert_array_equal(starts[0], read)
+        assert len(starts) == 4
+        expected = spec.to_dict(spec.denormalize(read))
+    finally:
+        env.close()
+    res = match(path, synth="additive", method="inverse", budget=1, backend="numpy", out_dir=tmp_path / "m")
+    assert res["renders"] == 1
+    for name in ("a1", "a2", "a3", "sustain", "attack", "noise"):
+        assert res["params"][name] == pytest.approx(expected[name], rel=1e-6), name
+    assert res["params"]["a2"] < 0.1 * res["params"]["a1"]  # the even partials read 30 dB down
+    ienv = SoundMatchEnv(synth="additive", targets=str(path), init="inverse", inverse_starts=3)
+    try:
+        _, info = ienv.reset(seed=0, options={"target_index": 0})
+        d_read = ienv.score(ienv.read_start()[ienv.search_index][None])[0][0]
+        assert ienv.start_renders == 3 and info["distance"] <= d_read + 1e-6  # the closest start, the read one too
+    finally:
+        ienv.close()

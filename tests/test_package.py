@@ -48,7 +48,7 @@ def test_a_wheel_in_a_fresh_venv_works_like_a_checkout(tmp_path):
         "from synthenv.agents.train import HYPERPARAMS_FILE, load_hyperparams\n"
         "print(synthenv.__file__)\n"
         "controls = read_synthdefs(synthdef_bytes(synthenv.get_synth('additive')))[0].controls\n"
-        "assert 'tilt' in str(controls), controls\n"
+        "assert 'a24' in str(controls), controls\n"
         "notes = instrument_notes()\n"
         "assert sorted(notes) == ['flute', 'nylon_guitar', 'piano', 'trumpet', 'violin'], notes\n"
         "assert all(soundfile.info(str(p)).samplerate == 22050 for p in notes.values())\n"

@@ -63,11 +63,69 @@ def test_subtractive_pitch_and_brightness_follow_params():
 
 
 def test_additive_partials_and_inharmonicity():
-    amps = {f"a{k}": 0.0 for k in range(1, 9)}
+    amps = {f"a{k}": 0.001 for k in range(1, 25)}  # 60 dB down: the lowest level
     audio = render("additive", {**amps, "freq": 200.0, "a3": 1.0, "decay": 2.0})
     assert peak_hz(audio) == pytest.approx(600.0, abs=2.0)
     stiff = render("additive", {**amps, "freq": 200.0, "a8": 1.0, "inharm": 0.01, "decay": 2.0})
     assert peak_hz(stiff) == pytest.approx(1600 * np.sqrt(1 + 0.01 * 64), abs=3.0)
+
+
+def test_additive_sustain_holds_the_spectrum_until_the_release():
+    """sustain 0 is a pluck (Env.perc, as before sustain existed); sustain > 0 holds each partial at that
+    level until ``hold``, then releases to silence within ``release``."""
+    base = {"freq": 220.0, "attack": 0.005, "decay": 0.1, "damp": 0.0}
+
+    def rms(audio, t0, t1):
+        return float(np.sqrt(np.mean(np.square(audio[int(t0 * SR) : int(t1 * SR)]))))
+
+    pluck = render("additive", {**base, "sustain": 0.0, "hold": 0.8})
+    held = render("additive", {**base, "sustain": 0.5, "hold": 0.8, "release": 0.05})
+    peak = rms(held, 0.0, 0.02)
+    assert rms(pluck, 0.3, 0.7) < 1e-3 * peak  # died away after its 0.1 s decay
+    full = render("additive", {**base, "sustain": 1.0, "hold": 0.8, "release": 0.05})
+    assert rms(held, 0.3, 0.7) == pytest.approx(0.5 * rms(full, 0.3, 0.7), rel=0.02)
+    assert rms(held, 0.3, 0.5) == pytest.approx(rms(held, 0.5, 0.78), rel=0.02)  # steady while held
+    assert rms(held, 0.86, 1.0) < 1e-3 * rms(held, 0.3, 0.7)  # released after hold + release
+    assert peak_hz(held[int(0.3 * SR) : int(0.7 * SR)]) == pytest.approx(220.0, abs=3.0)
+    # with sustain 0, hold and release change nothing: the pluck of before
+    np.testing.assert_array_equal(pluck, render("additive", {**base, "sustain": 0.0, "hold": 0.1, "release": 1.0}))
+
+
+def test_additive_noise_fills_the_valleys_between_the_partials():
+    quiet = render("additive", {"freq": 220.0, "sustain": 1.0, "hold": 1.0, "noise": 0.0001})
+    floor = render("additive", {"freq": 220.0, "sustain": 1.0, "hold": 1.0, "noise": 0.1})
+    hz = np.fft.rfftfreq(SR, 1 / SR)
+    valley = (np.abs(hz / 220.0 - np.round(hz / 220.0)) > 0.3) & (hz < 5000)
+    level = [np.median(np.abs(np.fft.rfft(a * np.hanning(SR)))[valley]) for a in (quiet, floor)]
+    assert level[1] > 100 * level[0]  # 0.1 vs 0.0001: 60 dB more, well above the window's leakage
+    np.testing.assert_allclose(floor - quiet, 0.1 * 0.1 * dsp.hash_noise(SR) * dsp.envelope(
+        np.array([[0, 1, 1, 1, 0]]), np.array([[0.01, 0.8, 0.19, 0.2]]), -4.0, SR, SR)[0] * (1 - 0.001), atol=1e-6)
+
+
+def test_additive_reads_its_own_patch_back_from_its_sound():
+    """read_patch on a rendered additive note gives its partial levels (those within 40 dB of the loudest),
+    its sustain and its attack back, and the noise floor within a few dB."""
+    spec = get_synth("additive")
+    shuffled = np.geomspace(1.0, 0.01, 24)[np.random.default_rng(3).permutation(24)]  # 40 dB of levels
+    levels = {f"a{k}": float(v) for k, v in enumerate(shuffled, start=1)}
+    truth = {"freq": 196.0, **levels, "attack": 0.05, "decay": 0.2, "damp": 0.0, "sustain": 0.6, "hold": 0.9,
+             "noise": 0.003}
+    audio = render("additive", truth)
+    read = spec.reader(audio, SR, 196.0)
+    loudest = max(levels.values())
+    for k in range(1, 25):
+        want = levels[f"a{k}"] / loudest
+        if want > 0.01:
+            assert 20 * np.log10(read[f"a{k}"] / want) == pytest.approx(0.0, abs=1.0), k
+    assert read["sustain"] == pytest.approx(0.6, abs=0.08)
+    assert read["attack"] == pytest.approx(0.05, abs=0.03)
+    assert read["hold"] == pytest.approx(0.93, abs=0.04)  # the release's curve halves the level in 34 ms
+    assert 20 * np.log10(read["noise"] / (truth["noise"] / loudest)) == pytest.approx(0.0, abs=4.0)
+    row = spec.read_start(audio, SR, 196.0)  # normalised, every parameter, defaults where nothing was read
+    assert row.shape == (spec.n_params,) and 0.0 <= row.min() and row.max() <= 1.0
+    assert spec.to_dict(spec.denormalize(row))["sustain"] == pytest.approx(read["sustain"])
+    assert spec.read_start(audio, SR, None) is None  # no pitch: nothing to read
+    assert get_synth("subtractive").read_start(audio, SR, 196.0) is None  # no reader
 
 
 def test_saw_follows_scsynth_algorithm_not_an_ideal_series():

@@ -162,7 +162,8 @@ def evaluate(run_dir: str | Path, targets: str = "random", n: int = 16, budget: 
                     if name.startswith("inverse"):
                         name = name.partition("+")[2]
                         n_st = (int(k) if k else budget) if not name else n_starts(budget, model)
-                        starts = search_starts(model, env.target_analysis.logmel, env.search_index, n_st)
+                        starts = search_starts(model, env.target_analysis.logmel, env.search_index, n_st,
+                                               env.read_start())
                     objective = (lambda X: env.score(X)[0])  # noqa: E731
                     with_r = env.score_residuals if distances.has_residuals(env.distance) else None
                     if not name:  # the starts alone (inverse@1: the best-scored guess, one render)

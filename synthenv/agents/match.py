@@ -125,7 +125,7 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
         if models.get(name) is None:
             return None
         env = envs[name]
-        full = first_starts(models[name], env.target_analysis.logmel, n)
+        full = first_starts(models[name], env.target_analysis.logmel, n, env.read_start())
         return full[:, env.search_index], carriers(env, full)
 
     def objective(env: SoundMatchEnv, freq: np.ndarray | None = None, residuals: bool = False):

@@ -95,9 +95,8 @@ def sine_const(freq: np.ndarray, n: int, sr: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _perc_sine_bank_kernel(
-    freqs: np.ndarray, amps: np.ndarray, attack: np.ndarray, decay: np.ndarray, curve: float, sr: float, out: np.ndarray
-) -> None:
+def _adsr_sine_bank_kernel(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarray, times: np.ndarray, curve: float,
+                           gate: float, sr: float, out: np.ndarray) -> None:  # fmt: skip
     n = out.shape[1]
     for b in range(freqs.shape[0]):
         for k in range(freqs.shape[1]):
@@ -108,17 +107,21 @@ def _perc_sine_bank_kernel(
             rc, rs = math.cos(w), math.sin(w)
             c, s = 1.0, 0.0  # cos and sin of the phase, rotated each sample
             i = 0
-            for seg in range(2):  # Env.perc: 0 -> 1 over attack, 1 -> 0 over decay, same curve
-                count = max(1, int((attack[b, k] if seg == 0 else decay[b, k]) * sr))
-                span = 1.0 if seg == 0 else -1.0
-                b1 = span / (1.0 - math.exp(curve))
-                a2 = (0.0 if seg == 0 else 1.0) + b1
+            for seg in range(times.shape[2]):  # _envelope_kernel's recurrence, one partial's segments
+                if levels[b, k, seg:].max() <= gate:  # silent from here on (a pluck's held and released 0)
+                    break
+                count = max(1, int(times[b, k, seg] * sr))
+                a = levels[b, k, seg]
+                b1 = (levels[b, k, seg + 1] - a) / (1.0 - math.exp(curve))
+                a2 = a + b1
                 grow = math.exp(curve / count)
                 for _ in range(count):
                     if i >= n:
                         break
                     b1 *= grow
-                    out[b, i] += amp * (a2 - b1) * s
+                    level = a2 - b1
+                    if level > gate:
+                        out[b, i] += amp * level * s
                     c, s = c * rc - s * rs, s * rc + c * rs
                     if i % 4096 == 4095:  # renormalise against rounding drift
                         r = math.sqrt(c * c + s * s)
@@ -127,23 +130,25 @@ def _perc_sine_bank_kernel(
                     i += 1
 
 
-def perc_sine_bank(
-    freqs: np.ndarray, amps: np.ndarray, attack: np.ndarray, decay: np.ndarray, curve: float, n: int, sr: int
-) -> np.ndarray:
-    """``Σ_k amps[:, k] · SinOsc.ar(freqs[:, k]) · EnvGen.ar(Env.perc(attack[:, k], decay[:, k], 1, curve))``
-    for ``[B, K]`` arrays: float64 ``[B, n]``, silent after each envelope ends.
+def adsr_sine_bank(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarray, times: np.ndarray, curve: float, n: int,
+                   sr: int, gate: float = -np.inf) -> np.ndarray:  # fmt: skip
+    """``Σ_k amps[:, k] · SinOsc.ar(freqs[:, k]) · EnvGen.ar(Env(levels[:, k], times[:, k], curve))`` for
+    ``[B, K]`` ``freqs`` and ``amps``, ``[B, K, S + 1]`` levels and ``[B, K, S]`` times: float64 ``[B, n]``,
+    silent after each envelope ends (every envelope must end at 0).
 
-    Each partial starts at phase 0 as SinOsc does; the envelope is :func:`envelope`'s formula,
-    fused here so that no ``[B, K, n]`` array is built.
+    Each partial starts at phase 0 as SinOsc does; each envelope is :func:`envelope`'s formula, fused
+    here so that no ``[B, K, n]`` array is built. ``Env.perc(attack, decay)`` is ``levels`` ``[0, 1, 0]``,
+    ``times`` ``[attack, decay]``. With ``gate``, envelope levels at or below it count as 0
+    (``env * (env > gate)``).
     """
-    args = [
-        np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), np.shape(freqs)))
-        for a in (freqs, amps, attack, decay)
-    ]
-    out = np.zeros((args[0].shape[0], n), dtype=np.float64)
+    shape = np.shape(freqs)
+    freqs, amps = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), shape)) for a in (freqs, amps))
+    times = np.ascontiguousarray(np.asarray(times, dtype=np.float64))
+    levels = np.ascontiguousarray(np.broadcast_to(np.asarray(levels, dtype=np.float64), (*shape, times.shape[2] + 1)))
     if abs(curve) < 1e-3:
-        raise ValueError("perc_sine_bank needs a non-zero curve")
-    _perc_sine_bank_kernel(*args, float(curve), float(sr), out)
+        raise ValueError("adsr_sine_bank needs a non-zero curve")
+    out = np.zeros((shape[0], n), dtype=np.float64)
+    _adsr_sine_bank_kernel(freqs, amps, levels, times, float(curve), float(gate), float(sr), out)
     return out
 
 
