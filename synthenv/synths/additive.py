@@ -63,19 +63,6 @@ PARAMS = (
 )
 
 
-def partial_envelopes(attack, decay, sustain, hold, release) -> tuple[np.ndarray, np.ndarray]:
-    """Levels ``[B, K, 5]`` and times ``[B, K, 4]`` of each partial's envelope from ``[B, 1]`` parameters and
-    ``[B, K]`` decay times: ``Env([0, 1, s, s, 0], [attack, decay_k, max(hold - attack - decay_k, 0), release])``."""
-    decay = np.asarray(decay, dtype=np.float64)
-    shape = decay.shape
-    attack, sustain, hold, release = (np.broadcast_to(np.asarray(a, dtype=np.float64), shape)
-                                      for a in (attack, sustain, hold, release))  # fmt: skip
-    zeros, ones = np.zeros(shape), np.ones(shape)
-    levels = np.stack([zeros, ones, sustain, sustain, zeros], axis=-1)
-    times = np.stack([attack, decay, np.maximum(hold - attack - decay, 0.0), release], axis=-1)
-    return levels, times
-
-
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     """Numpy surrogate: float64 ``[B, P]`` physical params -> float32 ``[B, n]``."""
     freq = params[:, 0:1]
@@ -87,12 +74,11 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     k = np.arange(1, N_PARTIALS + 1, dtype=np.float64)[None, :]
     freqs = freq * k * np.sqrt(1.0 + inharm * k**2)
     amps = amps * (freqs < sr * 0.5)
-    levels, times = partial_envelopes(attack, decay / (1.0 + damp * (k - 1.0)), sustain, hold, release)
+    levels, times = dsp.timed_adsr(attack, decay / (1.0 + damp * (k - 1.0)), sustain, hold, release)  # [B, K, 5|4]
     out = dsp.adsr_sine_bank(freqs, amps, levels, times, CURVE, n, sr, gate=SILENT)
     first = dsp.envelope(levels[:, 0], times[:, 0], CURVE, n, sr)
     out += dsp.hash_noise(n)[None, :] * noise * (first * (first > SILENT))
     return (out * GAIN).astype(np.float32)
-
 
 
 def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float] | None:
@@ -101,8 +87,8 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     the time to 90% of the loudness peak (RMS in 256-sample frames), sustain the median loudness of
     0.5-0.8 s over the peak, decay the time from the peak down to the sustain level (to 10% for a
     pluck, doubled as ``Env.perc``'s curve falls fast), hold the last time the loudness is above half
-    the sustain level; ``noise`` the median spectrum between the
-    partials as white noise's level. None for a silent sound or one without a pitch."""
+    the sustain level; ``noise`` the median spectrum between the partials as white noise's level.
+    None for a silent sound or one without a pitch."""
     if not f0:
         return None
     audio = np.asarray(audio, dtype=np.float64)

@@ -73,6 +73,18 @@ def envelope(levels: np.ndarray, times: np.ndarray, curve: float | np.ndarray, n
     return out
 
 
+def timed_adsr(attack, decay, sustain, hold, release) -> tuple[np.ndarray, np.ndarray]:
+    """Levels ``[..., 5]`` and times ``[..., 4]`` of the timed ADSR the sustained synths share,
+    ``Env([0, 1, sustain, sustain, 0], [attack, decay, max(hold - attack - decay, 0), release])``, for
+    arguments that broadcast together (``[B]`` per voice; additive: ``[B, K]`` per partial)."""
+    attack, decay, sustain, hold, release = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in (attack, decay, sustain, hold, release))
+    )
+    levels = np.stack([np.zeros_like(sustain), np.ones_like(sustain), sustain, sustain, np.zeros_like(sustain)], -1)
+    times = np.stack([attack, decay, np.maximum(hold - attack - decay, 0.0), release], -1)
+    return levels, times
+
+
 def sine_phase(freq: np.ndarray, sr: int) -> np.ndarray:
     """Phase (radians, float64 ``[B, n]``) of ``SinOsc.ar(freq)`` for an audio-rate ``freq[B, n]``.
 

@@ -39,12 +39,8 @@ PARAMS = (
 
 
 def adsr_segments(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Levels ``[B, 5]`` and times ``[B, 4]`` of this synth's timed ADSR."""
-    attack, decay, sustain, hold, release = (params[:, j : j + 1] for j in (6, 7, 8, 9, 10))
-    zeros, ones = np.zeros_like(sustain), np.ones_like(sustain)
-    levels = np.hstack([zeros, ones, sustain, sustain, zeros])
-    times = np.hstack([attack, decay, np.maximum(hold - attack - decay, 0.0), release])
-    return levels, times
+    """Levels ``[B, 5]`` and times ``[B, 4]`` of this synth's timed ADSR (:func:`dsp.timed_adsr`)."""
+    return dsp.timed_adsr(*(params[:, j] for j in (6, 7, 8, 9, 10)))
 
 
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:

@@ -69,13 +69,8 @@ _I = {p.name: i for i, p in enumerate(PARAMS)}
 
 
 def adsr_segments(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Levels ``[B, 5]`` and times ``[B, 4]`` of the timed ADSR (as subtractive's)."""
-    attack, decay, sustain, hold, release = (params[:, _I[k] : _I[k] + 1] for k in ("attack", "decay", "sustain",
-                                                                                    "hold", "release"))  # fmt: skip
-    zeros, ones = np.zeros_like(sustain), np.ones_like(sustain)
-    levels = np.hstack([zeros, ones, sustain, sustain, zeros])
-    times = np.hstack([attack, decay, np.maximum(hold - attack - decay, 0.0), release])
-    return levels, times
+    """Levels ``[B, 5]`` and times ``[B, 4]`` of the timed ADSR (:func:`dsp.timed_adsr`, as subtractive's)."""
+    return dsp.timed_adsr(*(params[:, _I[k]] for k in ("attack", "decay", "sustain", "hold", "release")))
 
 
 def _midiratio(semitones: np.ndarray) -> np.ndarray:
