@@ -98,18 +98,65 @@ def test_additive_noise_fills_the_valleys_between_the_partials():
     valley = (np.abs(hz / 220.0 - np.round(hz / 220.0)) > 0.3) & (hz < 5000)
     level = [np.median(np.abs(np.fft.rfft(a * np.hanning(SR)))[valley]) for a in (quiet, floor)]
     assert level[1] > 100 * level[0]  # 0.1 vs 0.0001: 60 dB more, well above the window's leakage
-    np.testing.assert_allclose(floor - quiet, 0.1 * 0.1 * dsp.hash_noise(SR) * dsp.envelope(
+    white = dsp.one_pole(dsp.hash_noise(SR), np.exp(-2 * np.pi * 10000.0 / SR))[0]  # ncutoff's default: ~white
+    np.testing.assert_allclose(floor - quiet, 0.1 * 0.1 * white * dsp.envelope(
         np.array([[0, 1, 1, 1, 0]]), np.array([[0.01, 0.8, 0.19, 0.2]]), -4.0, SR, SR)[0] * (1 - 0.001), atol=1e-6)
+
+
+def test_additive_noise_colour_is_a_one_pole_low_pass_at_ncutoff():
+    """``ncutoff`` low-passes the floor: the valleys between the partials keep their level well below the
+    cutoff and fall as a one-pole's response above it; at the top of its range the floor is nearly white."""
+    note = {"freq": 220.0, "sustain": 1.0, "hold": 1.0, "noise": 0.1}
+    hz = np.fft.rfftfreq(SR, 1 / SR)
+    valley = np.abs(hz / 220.0 - np.round(hz / 220.0)) > 0.3
+
+    def floor(cutoff, lo, hi):
+        spec = np.abs(np.fft.rfft(render("additive", {**note, "ncutoff": cutoff}) * np.hanning(SR)))
+        return float(np.median(spec[valley & (hz > lo) & (hz < hi)]))
+
+    c = np.exp(-2 * np.pi * 500.0 / SR)
+
+    def response(f):
+        return (1 - c) / abs(1 - c * np.exp(-2j * np.pi * f / SR))
+
+    low, high = floor(500.0, 100, 200), floor(500.0, 4000, 6000)
+    assert 20 * np.log10(high / low) == pytest.approx(20 * np.log10(response(5000) / response(150)), abs=2.0)
+    assert high < 0.15 * low  # 500 Hz: over 16 dB darker at 5 kHz
+    white = floor(10000.0, 4000, 6000) / floor(10000.0, 100, 200)
+    assert white == pytest.approx(1.0, abs=0.2)
+
+
+def test_additive_sub_octave_is_a_square_an_octave_below_on_partial_one_envelope():
+    """``sub`` adds a square wave an octave below: partials at (k - 1/2) f with levels sub/(2k-1) relative
+    to the loudest partial, none at the octave's even harmonics beyond the partials' own; it follows
+    partial 1's envelope, so a pluck's sub dies with it."""
+    amps = {f"a{k}": 0.001 for k in range(2, 25)}
+    note = {**amps, "freq": 220.0, "a1": 1.0, "sustain": 1.0, "hold": 1.0, "noise": 0.0001}
+    plain, organ = render("additive", {**note, "sub": 0.0001}), render("additive", {**note, "sub": 0.5})
+    win = np.hanning(SR)
+    spec = np.abs(np.fft.rfft((organ - plain) * win)) / (win.sum() / 2)  # the sub alone, amplitude per sine
+    hz = np.fft.rfftfreq(SR, 1 / SR)
+    full = np.abs(np.fft.rfft(organ * win)) / (win.sum() / 2)
+    partial1 = full[np.argmin(np.abs(hz - 220.0))]
+    for k in range(1, 9):
+        level = spec[np.argmin(np.abs(hz - (k - 0.5) * 220.0))] / partial1
+        assert 20 * np.log10(level / (0.5 / (2 * k - 1))) == pytest.approx(0.0, abs=0.5), k
+    assert spec[np.argmin(np.abs(hz - 9.5 * 220.0))] < 1e-3 * partial1  # 8 partials, no more
+    assert peak_hz(organ - plain) == pytest.approx(110.0, abs=1.5)
+    pluck = {**note, "sustain": 0.0, "decay": 0.1, "damp": 0.0}
+    sub = render("additive", {**pluck, "sub": 1.0}) - render("additive", {**pluck, "sub": 0.0001})
+    assert np.sqrt(np.mean(np.square(sub[int(0.6 * SR) :]))) < 1e-4 * np.abs(sub).max()  # died with partial 1
 
 
 def test_additive_reads_its_own_patch_back_from_its_sound():
     """read_patch on a rendered additive note gives its partial levels (those within 40 dB of the loudest),
-    its sustain and its attack back, and the noise floor within a few dB."""
+    its sustain, its attack and its sub-octave back, the noise floor within a few dB and its colour within an
+    octave."""
     spec = get_synth("additive")
     shuffled = np.geomspace(1.0, 0.01, 24)[np.random.default_rng(3).permutation(24)]  # 40 dB of levels
     levels = {f"a{k}": float(v) for k, v in enumerate(shuffled, start=1)}
     truth = {"freq": 196.0, **levels, "attack": 0.05, "decay": 0.2, "damp": 0.0, "sustain": 0.6, "hold": 0.9,
-             "noise": 0.003}
+             "noise": 0.003, "ncutoff": 1500.0, "sub": 0.2}
     audio = render("additive", truth)
     read = spec.reader(audio, SR, 196.0)
     loudest = max(levels.values())
@@ -121,6 +168,9 @@ def test_additive_reads_its_own_patch_back_from_its_sound():
     assert read["attack"] == pytest.approx(0.05, abs=0.03)
     assert read["hold"] == pytest.approx(0.93, abs=0.04)  # the release's curve halves the level in 34 ms
     assert 20 * np.log10(read["noise"] / (truth["noise"] / loudest)) == pytest.approx(0.0, abs=4.0)
+    assert np.log2(read["ncutoff"] / truth["ncutoff"]) == pytest.approx(0.0, abs=1.0)  # within an octave
+    assert 20 * np.log10(read["sub"] / (truth["sub"] / loudest)) == pytest.approx(0.0, abs=1.0)
+    assert spec.reader(render("additive", {**truth, "sub": 0.0001}), SR, 196.0)["sub"] < 0.01  # none: none read
     row = spec.read_start(audio, SR, 196.0)  # normalised, every parameter, defaults where nothing was read
     assert row.shape == (spec.n_params,) and 0.0 <= row.min() and row.max() <= 1.0
     assert spec.to_dict(spec.denormalize(row))["sustain"] == pytest.approx(read["sustain"])

@@ -1,5 +1,5 @@
 r"""``additive``: 24 harmonic partials, each with its own level, stiffness-like inharmonicity, per-partial
-decay to a sustain level, a release, and a noise floor.
+decay to a sustain level, a release, a coloured noise floor and a sub-octave.
 
 SynthDef (sc/synthenv_additive.scd)::
 
@@ -10,8 +10,10 @@ SynthDef (sc/synthenv_additive.scd)::
     dk    = decay / (1 + (damp * (k - 1)))                   -- partial k's decay time
     envs  = EnvGen.ar(Env([0, 1, sustain, sustain, 0], [attack, dk, (hold - attack - dk).max(0), release], -4))
     envs  = envs * (envs > 1e-6)                             -- below -120 dB is silence
-    floor = Hasher.ar(Phasor.ar(0, 1, 0, 2 ** 24)) * noise * envs[0]
-    Out.ar(out, ((SinOsc.ar(freqs) * amps * envs).sum + floor) * 0.1)
+    floor = OnePole.ar(Hasher.ar(Phasor.ar(0, 1, 0, 2 ** 24)), exp(-2pi ncutoff / SampleRate.ir)) * noise * envs[0]
+    j     = (1..8)                                           -- a square an octave below: odd harmonics of f/2
+    below = (SinOsc.ar(freq * (j - 0.5)) * sub / (2 * j - 1)).sum * envs[0]
+    Out.ar(out, ((SinOsc.ar(freqs) * amps * envs).sum + below + floor) * 0.1)
 
 Each partial's level ranges over 60 dB on a log scale (0.001 to 1), as real spectra do: a clarinet's
 even partials sit 30-40 dB under its odd ones, an organ's 8th or 16th partial can be as loud as its
@@ -21,13 +23,20 @@ scaling every level together (which a loudness-normalised distance cannot hear) 
 (the default) every partial dies away as ``Env.perc(attack, dk)``: a pluck or a strike. With
 ``sustain > 0`` each partial settles at that level after its decay and holds it until ``hold`` seconds,
 then releases: the steady spectrum of an organ, a clarinet, a bowed or blown note, which a
-percussive envelope cannot hold for a second. ``noise`` fills the valleys between the partials (breath,
-bow, room) that pure sines leave 60-90 dB deep; it is the same ``Hasher`` noise as voice's, bit for bit
-in numpy (:func:`dsp.hash_noise`).
+percussive envelope cannot hold for a second.
+
+``noise`` fills the valleys between the partials (breath, bow, room) that pure sines leave 60-90 dB
+deep. It is the same ``Hasher`` noise as voice's, bit for bit in numpy (:func:`dsp.hash_noise`),
+through a one-pole low-pass at ``ncutoff`` (unit gain at DC): a recording's floor is rarely white (a
+bow's, a hammer's or a room's noise falls off above a kHz or two). ``sub`` adds a square wave an
+octave below (the first 8 of its odd harmonics, at half-integer multiples of ``freq``), as an analog
+synth's sub-oscillator or an organ's 16' stop does: a sound whose partials sit at every multiple of
+half its heard pitch, which 24 partials of that pitch cannot make.
 
 :func:`read_patch` reads a patch straight from a recording: each partial's level in its steady
-spectrum at the pitch, the envelope from its loudness curve, the floor between the partials. A match
-renders it first among its starts (:meth:`SynthSpec.read_start`).
+spectrum at the pitch, the envelope from its loudness curve, the floor between the partials (level and
+colour), the sub-octave from the peaks halfway between them. A match renders it first among its starts
+(:meth:`SynthSpec.read_start`).
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from synthenv.spec import Param, SynthSpec
 from synthenv.synths import dsp
 
 N_PARTIALS = 24
+#: the sub-octave square's partials: (k - 1/2) freq at sub / (2k - 1), k = 1..N_SUB
+N_SUB = 8
 GAIN = 0.1
 CURVE = -4.0
 #: envelope levels at or below this count as silent (-120 dB): EnvGen ends a segment at 0 with a residue
@@ -60,6 +71,10 @@ PARAMS = (
     Param("release", 0.01, 1.0, 0.2, "exp", "s", "release time from the sustain level"),
     Param("noise", 0.0001, 0.3, 0.001, "exp", "", "noise floor: white noise that follows partial 1's envelope (breath, "
           "bow, room); 0.3 = RMS 12 dB below a partial of amplitude 1"),
+    Param("ncutoff", 50.0, 10000.0, 10000.0, "exp", "Hz", "noise colour: the floor's one-pole low-pass cutoff (high: "
+          "white; low: a dark rumble, as a bow's or a room's noise often is)"),
+    Param("sub", 0.0001, 1.0, 0.0001, "exp", "", "sub-octave: a square wave an octave below (its first 8 odd "
+          "harmonics, (k - 1/2) f, level sub/(2k-1)) that follows partial 1's envelope (an organ's 16' stop)"),
 )
 
 
@@ -68,8 +83,8 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     freq = params[:, 0:1]
     levels = params[:, 1 : 1 + N_PARTIALS]
     amps = levels / levels.max(axis=1, keepdims=True)  # the loudest partial plays at 1
-    inharm, attack, decay, damp, sustain, hold, release, noise = (
-        params[:, j : j + 1] for j in range(1 + N_PARTIALS, 9 + N_PARTIALS)
+    inharm, attack, decay, damp, sustain, hold, release, noise, ncutoff, sub = (
+        params[:, j : j + 1] for j in range(1 + N_PARTIALS, 11 + N_PARTIALS)
     )
     k = np.arange(1, N_PARTIALS + 1, dtype=np.float64)[None, :]
     freqs = freq * k * np.sqrt(1.0 + inharm * k**2)
@@ -77,7 +92,12 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     levels, times = dsp.timed_adsr(attack, decay / (1.0 + damp * (k - 1.0)), sustain, hold, release)  # [B, K, 5|4]
     out = dsp.adsr_sine_bank(freqs, amps, levels, times, CURVE, n, sr, gate=SILENT)
     first = dsp.envelope(levels[:, 0], times[:, 0], CURVE, n, sr)
-    out += dsp.hash_noise(n)[None, :] * noise * (first * (first > SILENT))
+    first *= first > SILENT
+    sounding = first.shape[1] - np.argmax(first[:, ::-1] > 0.0, axis=1) * (first.max(axis=1) > 0.0)  # its end
+    j = np.arange(1, N_SUB + 1, dtype=np.float64)[None, :]  # the sub-octave: odd harmonics of freq / 2
+    below = dsp.sine_sum(freq * (j - 0.5), sub / (2.0 * j - 1.0) * (freq * (j - 0.5) < sr * 0.5), n, sr, sounding)
+    floor = dsp.one_pole(dsp.hash_noise(n), np.exp(-2.0 * np.pi * ncutoff[:, 0] / sr), sounding)
+    out += (below + floor * noise) * first
     return (out * GAIN).astype(np.float32)
 
 
@@ -87,8 +107,9 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     the time to 90% of the loudness peak (RMS in 256-sample frames), sustain the median loudness of
     0.5-0.8 s over the peak, decay the time from the peak down to the sustain level (to 10% for a
     pluck, doubled as ``Env.perc``'s curve falls fast), hold the last time the loudness is above half
-    the sustain level; ``noise`` the median spectrum between the partials as white noise's level.
-    None for a silent sound or one without a pitch."""
+    the sustain level; ``noise`` and ``ncutoff`` the spectrum between the partials as a low-passed
+    noise's level and cutoff (:func:`_read_floor`); ``sub`` the peaks at ``(k - 1/2) f0`` fitted to the
+    sub-octave square's ``1/(2k-1)``. None for a silent sound or one without a pitch."""
     if not f0:
         return None
     audio = np.asarray(audio, dtype=np.float64)
@@ -120,19 +141,47 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
                      for k in range(1, N_PARTIALS + 1)])
     if amps.max() <= 0:
         return None
-    # the floor between the partials: median bin below 24 partials, away from them, as white noise's level
-    k_of_bin = hz / f0
-    between = (np.abs(k_of_bin - np.round(k_of_bin)) > 0.2) & (k_of_bin > 0.5) & (k_of_bin < N_PARTIALS + 0.5)
-    floor = np.median(S[between]) if between.any() else 0.0
-    noise = (floor / np.sqrt(np.sum(w**2))) / (amps.max() / (w.sum() / 2)) / np.sqrt(1 / 3)
+    noise, ncutoff = _read_floor(S, hz, f0, sr, (1 / np.sqrt(np.sum(w**2))) / (amps.max() / (w.sum() / 2)))
+    # the sub-octave: the peaks at (k - 1/2) f0 fitted (least squares) to its square's 1/(2k-1)
+    half = np.array([S[(hz > (k - 0.5) * f0 * 0.985) & (hz < (k - 0.5) * f0 * 1.015)].max(initial=0.0)
+                     for k in range(1, N_SUB + 1)])
+    shape = 1.0 / (2.0 * np.arange(1, N_SUB + 1) - 1.0) * ((np.arange(1, N_SUB + 1) - 0.5) * f0 < sr / 2)
+    sub = float(half @ shape / (shape @ shape)) / amps.max()
     amps = np.clip(amps / amps.max(), 0.001, 1.0)
     p = {f"a{k}": float(amps[k - 1]) for k in range(1, N_PARTIALS + 1)}
     return {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": 0.0, "attack": attack, "decay": decay,
             "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
-            "noise": float(np.clip(noise, 0.0001, 0.3))}
+            "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0))}
+
+
+def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, sr: int, to_level: float) -> tuple[float, float]:
+    """The noise floor of magnitude spectrum ``S`` (bins at ``hz``) between the partials of ``f0``: its
+    median in 12 log-spaced bands from half the pitch to Nyquist, fitted (log least squares) by the
+    response of the one-pole low-pass of one of 40 cutoffs (50 Hz-10 kHz) and a level. Returns ``noise``
+    (``to_level`` turns a bin's magnitude into a partial-relative amplitude) and ``ncutoff``."""
+    k_of_bin = hz / f0
+    between = (np.abs(k_of_bin - np.round(k_of_bin)) > 0.2) & (k_of_bin > 0.5)
+    edges = np.geomspace(max(40.0, f0 / 2), sr / 2, 13)
+    centre, floor = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        band = between & (hz >= lo) & (hz < hi)
+        if band.sum() >= 3:
+            centre.append(np.sqrt(lo * hi))
+            floor.append(np.median(S[band]))
+    centre, floor = np.array(centre), np.array(floor) * to_level / np.sqrt(1 / 3)
+    if not len(floor) or floor.max() <= 0:
+        return 0.0, 10000.0
+    cutoffs = np.geomspace(50.0, 10000.0, 40)
+    c = np.exp(-2.0 * np.pi * cutoffs / sr)[:, None]
+    response = (1 - c) / np.abs(1 - c * np.exp(-2j * np.pi * centre[None, :] / sr))  # [40, bands]
+    log_ratio = np.log(np.maximum(floor, 1e-12))[None, :] - np.log(response)
+    level = np.median(log_ratio, axis=1)
+    best = int(np.argmin(np.mean((log_ratio - level[:, None]) ** 2, axis=1)))
+    return float(np.exp(level[best])), float(cutoffs[best])
 
 
 SPEC = SynthSpec(
-    "additive", PARAMS, render, "24 harmonic partials, inharmonicity, per-partial decay to a sustain, noise floor",
+    "additive", PARAMS, render,
+    "24 harmonic partials, inharmonicity, per-partial decay to a sustain, coloured noise floor, sub-octave",
     reader=read_patch,
 )

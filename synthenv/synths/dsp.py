@@ -165,6 +165,63 @@ def adsr_sine_bank(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarray, time
 
 
 @numba.njit(cache=True, nogil=True)
+def _sine_sum_kernel(freqs: np.ndarray, amps: np.ndarray, stop: np.ndarray, sr: float, out: np.ndarray) -> None:
+    for b in range(freqs.shape[0]):
+        k_n = freqs.shape[1]
+        c = np.ones(k_n)
+        s = np.zeros(k_n)
+        rc = np.cos(2.0 * math.pi * freqs[b] / sr)
+        rs = np.sin(2.0 * math.pi * freqs[b] / sr)
+        for i in range(stop[b]):
+            acc = 0.0
+            for k in range(k_n):
+                acc += amps[b, k] * s[k]
+                c[k], s[k] = c[k] * rc[k] - s[k] * rs[k], s[k] * rc[k] + c[k] * rs[k]
+            out[b, i] = acc
+            if i % 4096 == 4095:  # renormalise against rounding drift
+                for k in range(k_n):
+                    r = math.sqrt(c[k] * c[k] + s[k] * s[k])
+                    c[k] /= r
+                    s[k] /= r
+
+
+def sine_sum(freqs: np.ndarray, amps: np.ndarray, n: int, sr: int, stop: np.ndarray | None = None) -> np.ndarray:
+    """``Σ_k amps[:, k] · SinOsc.ar(freqs[:, k])`` for ``[B, K]`` ``freqs`` and ``amps`` (each sine from
+    phase 0, as SinOsc starts): float64 ``[B, n]``, zero from sample ``stop[b]`` on (default ``n``: a
+    caller that multiplies by an envelope can stop where it ends). One pass over the samples per row,
+    the K sines summed in registers: the cheap way to render partials that share one envelope."""
+    freqs = np.ascontiguousarray(np.asarray(freqs, dtype=np.float64))
+    amps = np.ascontiguousarray(np.broadcast_to(np.asarray(amps, dtype=np.float64), freqs.shape))
+    stop = np.full(freqs.shape[0], n, dtype=np.int64) if stop is None else np.clip(stop, 0, n).astype(np.int64)
+    out = np.zeros((freqs.shape[0], n), dtype=np.float64)
+    _sine_sum_kernel(freqs, amps, stop, float(sr), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _one_pole_kernel(x: np.ndarray, coef: np.ndarray, stop: np.ndarray, out: np.ndarray) -> None:
+    for b in range(coef.shape[0]):
+        c = coef[b]
+        y = 0.0
+        for i in range(stop[b]):
+            y = x[i] + c * (y - x[i])
+            out[b, i] = y
+
+
+def one_pole(x: np.ndarray, coef: np.ndarray, stop: np.ndarray | None = None) -> np.ndarray:
+    """``OnePole.ar(x, coef)`` (``y = (1 - coef) x + coef y[-1]``, from rest) of one signal ``x[n]`` with
+    each of ``coef[B]`` (0 <= coef < 1: a low-pass of unit gain at DC): float64 ``[B, n]``, zero from
+    sample ``stop[b]`` on (default ``n``)."""
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1))
+    coef = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).reshape(-1))
+    n = x.shape[0]
+    stop = np.full(coef.shape[0], n, dtype=np.int64) if stop is None else np.clip(stop, 0, n).astype(np.int64)
+    out = np.zeros((coef.shape[0], n), dtype=np.float64)
+    _one_pole_kernel(x, coef, stop, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _sine_lookup(phase: int, sine: np.ndarray) -> float:
     """scsynth's SinOsc table read (``lookupi1``): 8192-point sine, linear interpolation, the phase a
     32-bit integer with 2^16 steps per table point."""
