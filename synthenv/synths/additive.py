@@ -69,8 +69,8 @@ PARAMS = (
           "bowed, blown, organ)"),
     Param("hold", 0.05, 1.0, 0.6, "lin", "s", "note length: the release starts here (after a partial's decay)"),
     Param("release", 0.01, 1.0, 0.2, "exp", "s", "release time from the sustain level"),
-    Param("noise", 0.0001, 0.3, 0.001, "exp", "", "noise floor: white noise that follows partial 1's envelope (breath, "
-          "bow, room); 0.3 = RMS 12 dB below a partial of amplitude 1"),
+    Param("noise", 0.0001, 0.3, 0.001, "exp", "", "noise floor: noise (low-passed at ncutoff) that follows partial 1's "
+          "envelope (breath, bow, room); 0.3 white = RMS 12 dB below a partial of amplitude 1"),
     Param("ncutoff", 50.0, 10000.0, 10000.0, "exp", "Hz", "noise colour: the floor's one-pole low-pass cutoff (high: "
           "white; low: a dark rumble, as a bow's or a room's noise often is)"),
     Param("sub", 0.0001, 1.0, 0.0001, "exp", "", "sub-octave: a square wave an octave below (its first 8 odd "
