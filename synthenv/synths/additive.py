@@ -137,16 +137,18 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     w = np.hanning(len(seg))
     S = np.abs(np.fft.rfft(seg * w))
     hz = np.fft.rfftfreq(len(seg), 1 / sr)
-    amps = np.array([S[(hz > k * f0 * 0.985) & (hz < k * f0 * 1.015)].max(initial=0.0) if k * f0 < sr / 2 else 0.0
-                     for k in range(1, N_PARTIALS + 1)])
+
+    def peaks(freqs: np.ndarray) -> np.ndarray:  # the spectrum's peak within 1.5% of each (0 above Nyquist)
+        return np.array([S[(hz > f * 0.985) & (hz < f * 1.015)].max(initial=0.0) if f < sr / 2 else 0.0 for f in freqs])
+
+    amps = peaks(f0 * np.arange(1, N_PARTIALS + 1))
     if amps.max() <= 0:
         return None
     noise, ncutoff = _read_floor(S, hz, f0, sr, (1 / np.sqrt(np.sum(w**2))) / (amps.max() / (w.sum() / 2)))
-    # the sub-octave: the peaks at (k - 1/2) f0 fitted (least squares) to its square's 1/(2k-1)
-    half = np.array([S[(hz > (k - 0.5) * f0 * 0.985) & (hz < (k - 0.5) * f0 * 1.015)].max(initial=0.0)
-                     for k in range(1, N_SUB + 1)])
-    shape = 1.0 / (2.0 * np.arange(1, N_SUB + 1) - 1.0) * ((np.arange(1, N_SUB + 1) - 0.5) * f0 < sr / 2)
-    sub = float(half @ shape / (shape @ shape)) / amps.max()
+    # the sub-octave: the peaks at (j - 1/2) f0 fitted (least squares) to its square's 1/(2j-1)
+    j = np.arange(1, N_SUB + 1)
+    shape = 1.0 / (2.0 * j - 1.0) * ((j - 0.5) * f0 < sr / 2)
+    sub = float(peaks(f0 * (j - 0.5)) @ shape / (shape @ shape)) / amps.max()
     amps = np.clip(amps / amps.max(), 0.001, 1.0)
     p = {f"a{k}": float(amps[k - 1]) for k in range(1, N_PARTIALS + 1)}
     return {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": 0.0, "attack": attack, "decay": decay,
