@@ -150,8 +150,8 @@ def test_additive_sub_octave_is_a_square_an_octave_below_on_partial_one_envelope
 
 def test_additive_reads_its_own_patch_back_from_its_sound():
     """read_patch on a rendered additive note gives its partial levels (those within 40 dB of the loudest),
-    its sustain, its attack and its sub-octave back, the noise floor within a few dB and its colour within an
-    octave."""
+    its sustain, its attack, its sub-octave and its inharmonicity back, the noise floor within a few dB and
+    its colour within an octave."""
     spec = get_synth("additive")
     shuffled = np.geomspace(1.0, 0.01, 24)[np.random.default_rng(3).permutation(24)]  # 40 dB of levels
     levels = {f"a{k}": float(v) for k, v in enumerate(shuffled, start=1)}
@@ -171,6 +171,14 @@ def test_additive_reads_its_own_patch_back_from_its_sound():
     assert np.log2(read["ncutoff"] / truth["ncutoff"]) == pytest.approx(0.0, abs=1.0)  # within an octave
     assert 20 * np.log10(read["sub"] / (truth["sub"] / loudest)) == pytest.approx(0.0, abs=1.0)
     assert spec.reader(render("additive", {**truth, "sub": 0.0001}), SR, 196.0)["sub"] < 0.01  # none: none read
+    assert read["inharm"] <= 1e-5  # harmonic: none (or the smallest step) read
+    stiff = {**truth, "inharm": 4e-4}  # a piano's stretch: partial 24 sits 11% above 24 f0
+    stiff_read = spec.reader(render("additive", stiff), SR, 196.0)
+    assert np.log10(stiff_read["inharm"] / 4e-4) == pytest.approx(0.0, abs=0.11)  # the grid's step is 10**0.1
+    for k in range(1, 25):  # the levels read where the stretched partials are
+        want = levels[f"a{k}"] / loudest
+        if want > 0.01 and 196.0 * k * np.sqrt(1 + 4e-4 * k**2) < SR / 2:
+            assert 20 * np.log10(stiff_read[f"a{k}"] / want) == pytest.approx(0.0, abs=1.5), k
     row = spec.read_start(audio, SR, 196.0)  # normalised, every parameter, defaults where nothing was read
     assert row.shape == (spec.n_params,) and 0.0 <= row.min() and row.max() <= 1.0
     assert spec.to_dict(spec.denormalize(row))["sustain"] == pytest.approx(read["sustain"])

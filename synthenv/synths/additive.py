@@ -103,13 +103,15 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
 
 def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float] | None:
     """A patch read from a recording at pitch ``f0`` (Hz; None: nothing to read): each partial's level, the
-    loudest 1, in the spectrum of 0.15-0.85 s (a Hann window; the peak within 1.5% of ``k f0``); attack
+    loudest 1, in the spectrum of 0.15-0.85 s (a Hann window; the peak within 1.5% of the partial); attack
     the time to 90% of the loudness peak (RMS in 256-sample frames), sustain the median loudness of
     0.5-0.8 s over the peak, decay the time from the peak down to the sustain level (to 10% for a
     pluck, doubled as ``Env.perc``'s curve falls fast), hold the last time the loudness is above half
-    the sustain level; ``noise`` and ``ncutoff`` the spectrum between the partials as a low-passed
-    noise's level and cutoff (:func:`_read_floor`); ``sub`` the peaks at ``(k - 1/2) f0`` fitted to the
-    sub-octave square's ``1/(2k-1)``. None for a silent sound or one without a pitch."""
+    the sustain level; ``inharm`` from where the partials of the first half second lie
+    (:func:`_read_inharm`; the levels are read there); ``noise`` and ``ncutoff`` the spectrum between
+    the partials as a low-passed noise's level and cutoff (:func:`_read_floor`); ``sub`` the peaks at
+    ``(k - 1/2) f0`` fitted to the sub-octave square's ``1/(2k-1)``. None for a silent sound or one
+    without a pitch."""
     if not f0:
         return None
     audio = np.asarray(audio, dtype=np.float64)
@@ -132,37 +134,59 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     else:  # held: the release starts where the loudness falls under half the sustain level for good
         held = np.nonzero(rms >= 0.5 * sustain * peak)[0]
         hold = float(np.clip(t[held[-1]], 0.05, 1.0))
-    a, b = int(0.15 * sr), int(0.85 * sr)
-    seg = audio[a:b] if len(audio) > b else audio
-    w = np.hanning(len(seg))
-    S = np.abs(np.fft.rfft(seg * w))
-    hz = np.fft.rfftfreq(len(seg), 1 / sr)
-
-    def peaks(freqs: np.ndarray) -> np.ndarray:  # the spectrum's peak within 1.5% of each (0 above Nyquist)
-        return np.array([S[(hz > f * 0.985) & (hz < f * 1.015)].max(initial=0.0) if f < sr / 2 else 0.0 for f in freqs])
-
-    amps = peaks(f0 * np.arange(1, N_PARTIALS + 1))
+    S, hz, w = _spectrum(audio, sr, 0.15, 0.85)
+    inharm = _read_inharm(*_spectrum(audio, sr, 0.02, 0.5)[:2], f0, sr)
+    k = np.arange(1, N_PARTIALS + 1)
+    amps = _peaks(S, hz, f0 * k * np.sqrt(1.0 + inharm * k**2), sr)
     if amps.max() <= 0:
         return None
-    noise, ncutoff = _read_floor(S, hz, f0, sr, (1 / np.sqrt(np.sum(w**2))) / (amps.max() / (w.sum() / 2)))
+    noise, ncutoff = _read_floor(S, hz, f0, inharm, sr, (1 / np.sqrt(np.sum(w**2))) / (amps.max() / (w.sum() / 2)))
     # the sub-octave: the peaks at (j - 1/2) f0 fitted (least squares) to its square's 1/(2j-1)
     j = np.arange(1, N_SUB + 1)
     shape = 1.0 / (2.0 * j - 1.0) * ((j - 0.5) * f0 < sr / 2)
-    sub = float(peaks(f0 * (j - 0.5)) @ shape / (shape @ shape)) / amps.max()
+    sub = float(_peaks(S, hz, f0 * (j - 0.5), sr) @ shape / (shape @ shape)) / amps.max()
     amps = np.clip(amps / amps.max(), 0.001, 1.0)
     p = {f"a{k}": float(amps[k - 1]) for k in range(1, N_PARTIALS + 1)}
-    return {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": 0.0, "attack": attack, "decay": decay,
+    return {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": inharm, "attack": attack, "decay": decay,
             "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
             "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0))}
 
 
-def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, sr: int, to_level: float) -> tuple[float, float]:
-    """The noise floor of magnitude spectrum ``S`` (bins at ``hz``) between the partials of ``f0``: its
-    median in 12 log-spaced bands from half the pitch to Nyquist, fitted (log least squares) by the
-    response of the one-pole low-pass of one of 40 cutoffs (50 Hz-10 kHz) and a level. Returns ``noise``
-    (``to_level`` turns a bin's magnitude into a partial-relative amplitude) and ``ncutoff``."""
-    k_of_bin = hz / f0
-    between = (np.abs(k_of_bin - np.round(k_of_bin)) > 0.2) & (k_of_bin > 0.5)
+def _spectrum(audio: np.ndarray, sr: int, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The magnitude spectrum of ``audio`` from ``t0`` to ``t1`` s (all of it if shorter), Hann-windowed:
+    ``(S, its bins' Hz, the window)``."""
+    a, b = int(t0 * sr), int(t1 * sr)
+    seg = audio[a:b] if len(audio) > b else audio
+    w = np.hanning(len(seg))
+    return np.abs(np.fft.rfft(seg * w)), np.fft.rfftfreq(len(seg), 1 / sr), w
+
+
+def _peaks(S: np.ndarray, hz: np.ndarray, freqs: np.ndarray, sr: int, width: float = 0.015) -> np.ndarray:
+    """The spectrum's peak within ``width`` (relative) of each of ``freqs`` (0 at or above Nyquist)."""
+    return np.array([S[(hz > f * (1 - width)) & (hz < f * (1 + width))].max(initial=0.0) if f < sr / 2 else 0.0
+                     for f in freqs])  # fmt: skip
+
+
+def _read_inharm(S: np.ndarray, hz: np.ndarray, f0: float, sr: int) -> float:
+    """The stiffness ``B`` (0, or one of 31 values from 1e-5 to 1e-2 on a log scale) whose partials
+    ``k f0 sqrt(1 + B k^2)`` hold the most of spectrum ``S`` (their peaks within 1%): a piano's or a
+    bell's stretched partials, which a harmonic reading misses above the first few."""
+    k = np.arange(1, N_PARTIALS + 1)
+    grid = np.concatenate([[0.0], np.geomspace(1e-5, 1e-2, 31)])
+    held = [_peaks(S, hz, f0 * k * np.sqrt(1.0 + b * k**2), sr, 0.01).sum() for b in grid]
+    return float(grid[int(np.argmax(held))])
+
+
+def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int,
+                to_level: float) -> tuple[float, float]:  # fmt: skip
+    """The noise floor of magnitude spectrum ``S`` (bins at ``hz``) between the partials of ``f0`` (with
+    stiffness ``inharm``): its median in 12 log-spaced bands from half the pitch to Nyquist, fitted (log
+    least squares) by the response of the one-pole low-pass of one of 40 cutoffs (50 Hz-10 kHz) and a
+    level. Returns ``noise`` (``to_level`` turns a bin's magnitude into a partial-relative amplitude) and
+    ``ncutoff``."""
+    k = np.arange(1, int(sr / 2 / f0) + 2)
+    nearest = np.abs(hz[:, None] - (f0 * k * np.sqrt(1.0 + inharm * k**2))[None, :]).min(axis=1)
+    between = (nearest > 0.2 * f0) & (hz > 0.5 * f0)
     edges = np.geomspace(max(40.0, f0 / 2), sr / 2, 13)
     centre, floor = [], []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
