@@ -146,7 +146,7 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     shape = 1.0 / (2.0 * j - 1.0) * ((j - 0.5) * f0 < sr / 2)
     sub = float(_peaks(S, hz, f0 * (j - 0.5), sr) @ shape / (shape @ shape)) / amps.max()
     amps = np.clip(amps / amps.max(), 0.001, 1.0)
-    p = {f"a{k}": float(amps[k - 1]) for k in range(1, N_PARTIALS + 1)}
+    p = {f"a{i}": float(level) for i, level in enumerate(amps, start=1)}
     return {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": inharm, "attack": attack, "decay": decay,
             "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
             "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0))}
