@@ -148,6 +148,31 @@ def test_additive_sub_octave_is_a_square_an_octave_below_on_partial_one_envelope
     assert np.sqrt(np.mean(np.square(sub[int(0.6 * SR) :]))) < 1e-4 * np.abs(sub).max()  # died with partial 1
 
 
+def test_additive_tail_continues_the_spectrum_above_partial_24():
+    """Partials 25-48 play at the geometric mean level of partials 17-24 times ``(24/k) ** tail`` (relative to
+    the loudest partial), none above 48 or above Nyquist; a high note keeps only those below Nyquist. The
+    reader reads the slope back, the steepest too (what a recording low-passed above partial 24 reads as)."""
+    hz = np.fft.rfftfreq(SR, 1 / SR)
+    win = np.hanning(SR)
+    upper = np.geomspace(0.05, 0.02, 8)  # partials 17-24
+    levels = {**{f"a{k}": 0.5 for k in range(1, 17)}, **{f"a{k}": float(v) for k, v in enumerate(upper, start=17)}}
+    note = {**levels, "freq": 110.0, "sustain": 1.0, "hold": 1.0, "damp": 0.0, "noise": 0.0001}
+    top = np.exp(np.log(upper / 0.5).mean())
+    for tail in (0.5, 3.0):
+        spec = np.abs(np.fft.rfft(render("additive", {**note, "tail": tail}) * win))
+        loudest = spec[np.argmin(np.abs(hz - 110.0))]
+        for k in (25, 32, 40, 48):
+            level = spec[np.argmin(np.abs(hz - 110.0 * k))] / loudest
+            assert 20 * np.log10(level / (top * (24 / k) ** tail)) == pytest.approx(0.0, abs=0.5), (tail, k)
+        assert spec[np.argmin(np.abs(hz - 110.0 * 49))] < 1e-4 * loudest  # 48 partials, no more
+    high = render("additive", {**note, "freq": 300.0, "tail": 0.5})  # partials 37-48 would alias: muted
+    spec = np.abs(np.fft.rfft(high * win))
+    assert spec[np.argmin(np.abs(hz - (SR - 300.0 * 40)))] < 1e-4 * spec.max()  # 12 kHz would fold to 10.05
+    reader = get_synth("additive").reader
+    assert reader(render("additive", {**note, "tail": 5.0}), SR, 110.0)["tail"] == pytest.approx(5.0, rel=0.07)
+    assert reader(render("additive", {**note, "tail": 64.0}), SR, 110.0)["tail"] == 64.0
+
+
 def test_additive_reads_its_own_patch_back_from_its_sound():
     """read_patch on a rendered additive note gives its partial levels (those within 40 dB of the loudest),
     its sustain, its attack, its sub-octave and its inharmonicity back, the noise floor within a few dB and

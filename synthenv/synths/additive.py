@@ -1,11 +1,14 @@
-r"""``additive``: 24 harmonic partials, each with its own level, stiffness-like inharmonicity, per-partial
-decay to a sustain level, a release, a coloured noise floor and a sub-octave.
+r"""``additive``: 24 harmonic partials, each with its own level, 24 more above them that continue their
+spectrum's slope, stiffness-like inharmonicity, per-partial decay to a sustain level, a release, a coloured
+noise floor and a sub-octave.
 
 SynthDef (sc/synthenv_additive.scd)::
 
-    k     = (1..24)
+    k     = (1..48)
     freqs = freq * k * (1 + (inharm * k.squared)).sqrt        -- stiff-string partials
-    amps  = [a1, ..., a24] / [a1, ..., a24].reduce(\max)     -- levels relative to the loudest partial
+    rel   = [a1, ..., a24] / [a1, ..., a24].reduce(\max)     -- levels relative to the loudest partial
+    top   = exp(mean(log(rel[16..23])))                      -- the level of partials 17-24 (geometric mean)
+    amps  = rel ++ (top * (24 / (25..48)) ** tail)           -- partials 25-48 fall off from it as k^-tail
     amps  = amps * (freqs < (SampleRate.ir * 0.5))           -- partials above Nyquist are muted
     dk    = decay / (1 + (damp * (k - 1)))                   -- partial k's decay time
     envs  = EnvGen.ar(Env([0, 1, sustain, sustain, 0], [attack, dk, (hold - attack - dk).max(0), release], -4))
@@ -18,7 +21,12 @@ SynthDef (sc/synthenv_additive.scd)::
 Each partial's level ranges over 60 dB on a log scale (0.001 to 1), as real spectra do: a clarinet's
 even partials sit 30-40 dB under its odd ones, an organ's 8th or 16th partial can be as loud as its
 first. The levels are relative: the loudest partial plays at 1, so a patch is never near silence and
-scaling every level together (which a loudness-normalised distance cannot hear) changes nothing.
+scaling every level together (which a loudness-normalised distance cannot hear) changes nothing. Above
+partial 24, a low note's spectrum goes on: a trombone's or a cello's partials reach 8-10 kHz, 30-40
+multiples of its pitch, 50-70 dB down. Partials 25-48 carry it on from the level of partials 17-24
+(their geometric mean), falling as ``(24 / k) ** tail`` (``tail`` 0.5: nearly flat; 1: as the default
+``1/k`` levels; 64: partial 25 already 23 dB down, none above it), one parameter instead of 24 more levels
+to search.
 ``damp`` makes higher partials decay faster, as in plucked and struck instruments. With ``sustain = 0``
 (the default) every partial dies away as ``Env.perc(attack, dk)``: a pluck or a strike. With
 ``sustain > 0`` each partial settles at that level after its decay and holds it until ``hold`` seconds,
@@ -47,6 +55,8 @@ from synthenv.spec import Param, SynthSpec
 from synthenv.synths import dsp
 
 N_PARTIALS = 24
+#: partials N_PARTIALS+1 .. N_ALL continue the spectrum at ``top * (N_PARTIALS / k) ** tail``
+N_ALL = 48
 #: the sub-octave square's partials: (k - 1/2) freq at sub / (2k - 1), k = 1..N_SUB
 N_SUB = 8
 GAIN = 0.1
@@ -75,6 +85,8 @@ PARAMS = (
           "white; low: a dark rumble, as a bow's or a room's noise often is)"),
     Param("sub", 0.0001, 1.0, 0.0001, "exp", "", "sub-octave: a square wave an octave below (its first 8 odd "
           "harmonics, (k - 1/2) f, level sub/(2k-1)) that follows partial 1's envelope (an organ's 16' stop)"),
+    Param("tail", 0.5, 64.0, 1.0, "exp", "", "partials 25-48: the geometric mean level of partials 17-24 times "
+          "(24/k)^tail (0.5: nearly flat; 1: as 1/k; 64: none above partial 25)"),
 )
 
 
@@ -82,11 +94,14 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     """Numpy surrogate: float64 ``[B, P]`` physical params -> float32 ``[B, n]``."""
     freq = params[:, 0:1]
     levels = params[:, 1 : 1 + N_PARTIALS]
-    amps = levels / levels.max(axis=1, keepdims=True)  # the loudest partial plays at 1
-    inharm, attack, decay, damp, sustain, hold, release, noise, ncutoff, sub = (
-        params[:, j : j + 1] for j in range(1 + N_PARTIALS, 11 + N_PARTIALS)
+    rel = levels / levels.max(axis=1, keepdims=True)  # the loudest partial plays at 1
+    inharm, attack, decay, damp, sustain, hold, release, noise, ncutoff, sub, tail = (
+        params[:, j : j + 1] for j in range(1 + N_PARTIALS, 12 + N_PARTIALS)
     )
-    k = np.arange(1, N_PARTIALS + 1, dtype=np.float64)[None, :]
+    top = np.exp(np.log(rel[:, N_PARTIALS - 8 :]).mean(axis=1, keepdims=True))  # partials 17-24's level
+    above = np.arange(N_PARTIALS + 1, N_ALL + 1, dtype=np.float64)[None, :]
+    amps = np.concatenate([rel, top * (N_PARTIALS / above) ** tail], axis=1)
+    k = np.arange(1, N_ALL + 1, dtype=np.float64)[None, :]
     freqs = freq * k * np.sqrt(1.0 + inharm * k**2)
     amps = amps * (freqs < sr * 0.5)
     levels, times = dsp.timed_adsr(attack, decay / (1.0 + damp * (k - 1.0)), sustain, hold, release)  # [B, K, 5|4]
@@ -110,7 +125,8 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     the sustain level; ``inharm`` from where the partials of the first half second lie
     (:func:`_read_inharm`; the levels are read there); ``noise`` and ``ncutoff`` the spectrum between
     the partials as a low-passed noise's level and cutoff (:func:`_read_floor`); ``sub`` the peaks at
-    ``(k - 1/2) f0`` fitted to the sub-octave square's ``1/(2k-1)``. None for a silent sound or one
+    ``(k - 1/2) f0`` fitted to the sub-octave square's ``1/(2k-1)``; ``tail`` the slope of partials 25-48
+    (:func:`_read_tail`). None for a silent sound or one
     without a pitch."""
     if not f0:
         return None
@@ -125,8 +141,8 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     attack = float(np.clip(t[np.argmax(rms >= 0.9 * peak)], 0.001, 0.5))
     late = rms[(t > 0.5) & (t < 0.8)]
     sustain = float(np.clip(np.median(late) / peak if len(late) else 0.0, 0.0, 1.0))
-    tail = rms[i_peak:]
-    below = np.nonzero(tail <= peak * max(0.1, sustain + 0.1 * (1 - sustain)))[0]
+    after = rms[i_peak:]
+    below = np.nonzero(after <= peak * max(0.1, sustain + 0.1 * (1 - sustain)))[0]
     decay = float(np.clip(below[0] * hop / sr if len(below) else 2.0, 0.05, 2.0))
     hold = 1.0
     if sustain < 0.05:
@@ -138,18 +154,20 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     inharm = _read_inharm(*_spectrum(audio, sr, 0.02, 0.5)[:2], f0, sr)
     k = np.arange(1, N_PARTIALS + 1)
     amps = _peaks(S, hz, f0 * k * np.sqrt(1.0 + inharm * k**2), sr)
-    if amps.max() <= 0:
+    loudest = amps.max()
+    if loudest <= 0:
         return None
-    noise, ncutoff = _read_floor(S, hz, f0, inharm, sr, (1 / np.sqrt(np.sum(w**2))) / (amps.max() / (w.sum() / 2)))
+    noise, ncutoff = _read_floor(S, hz, f0, inharm, sr, (1 / np.sqrt(np.sum(w**2))) / (loudest / (w.sum() / 2)))
     # the sub-octave: the peaks at (j - 1/2) f0 fitted (least squares) to its square's 1/(2j-1)
     j = np.arange(1, N_SUB + 1)
     shape = 1.0 / (2.0 * j - 1.0) * ((j - 0.5) * f0 < sr / 2)
-    sub = float(_peaks(S, hz, f0 * (j - 0.5), sr) @ shape / (shape @ shape)) / amps.max()
-    amps = np.clip(amps / amps.max(), 0.001, 1.0)
+    sub = float(_peaks(S, hz, f0 * (j - 0.5), sr) @ shape / (shape @ shape)) / loudest
+    amps = np.clip(amps / loudest, 0.001, 1.0)
     p = {f"a{i}": float(level) for i, level in enumerate(amps, start=1)}
     return {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": inharm, "attack": attack, "decay": decay,
             "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
-            "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0))}
+            "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0)),
+            "tail": _read_tail(S, hz, f0, inharm, sr, loudest, amps)}
 
 
 def _spectrum(audio: np.ndarray, sr: int, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,6 +193,26 @@ def _read_inharm(S: np.ndarray, hz: np.ndarray, f0: float, sr: int) -> float:
     grid = np.concatenate([[0.0], np.geomspace(1e-5, 1e-2, 31)])
     held = [_peaks(S, hz, f0 * k * np.sqrt(1.0 + b * k**2), sr, 0.01).sum() for b in grid]
     return float(grid[int(np.argmax(held))])
+
+
+def _read_tail(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int, loudest: float,
+               levels: np.ndarray) -> float:  # fmt: skip
+    """``tail``: of 43 values from 0.5 to 64 (log-spaced), the one whose partials 25-48 (the geometric mean
+    of ``levels`` 17-24 times ``(24 / k) ** tail``) lie closest in dB to the spectrum's peaks there (within
+    0.6% of each: its own width, not its neighbour's; relative to ``loudest``), both floored 80 dB down as
+    a listener's range is; 1 (the default) for a pitch with none below Nyquist. A recording low-passed
+    just above partial 24 reads as a steep tail, not as the average slope of its floor."""
+    k = np.arange(N_PARTIALS + 1, N_ALL + 1)
+    heard = k * f0 * np.sqrt(1.0 + inharm * k**2)
+    k = k[heard < sr / 2]
+    if not len(k):
+        return 1.0
+    top = np.exp(np.log(levels[N_PARTIALS - 8 :]).mean())
+    floor = 1e-4  # 80 dB down
+    peaks = np.log(np.maximum(_peaks(S, hz, heard[: len(k)], sr, 0.006) / loudest, floor))
+    grid = np.geomspace(0.5, 64.0, 43)
+    model = np.log(np.maximum(top * (N_PARTIALS / k[None, :]) ** grid[:, None], floor))
+    return float(grid[int(np.argmin(np.abs(model - peaks).mean(axis=1)))])
 
 
 def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int,
