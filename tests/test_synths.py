@@ -103,6 +103,31 @@ def test_additive_noise_fills_the_valleys_between_the_partials():
         np.array([[0, 1, 1, 1, 0]]), np.array([[0.01, 0.8, 0.19, 0.2]]), -4.0, SR, SR)[0] * (1 - 0.001), atol=1e-6)
 
 
+def test_additive_onset_burst_is_the_floor_noise_on_its_own_envelope():
+    """``bnoise`` adds the floor's noise (its colour) on its own envelope: up in 1 ms, down in ``bdecay`` (the
+    -4 curve), whatever the partials' attack; gone once it has decayed."""
+    slow = {"freq": 220.0, "attack": 0.3, "sustain": 1.0, "hold": 1.0, "ncutoff": 2000.0}
+    burst = render("additive", {**slow, "bnoise": 1.0, "bdecay": 0.05}) - render("additive", slow)
+    coloured = dsp.one_pole(dsp.hash_noise(SR), np.exp(-2 * np.pi * 2000.0 / SR))[0]
+    shape = dsp.envelope(np.array([[0.0, 1.0, 0.0]]), np.array([[0.001, 0.05]]), -4.0, SR, SR)[0]
+    np.testing.assert_allclose(burst, 0.1 * (1.0 - 0.0001) * coloured * shape, atol=1e-6)
+    assert np.abs(burst[: int(0.01 * SR)]).max() > 0.03  # loud at the onset, while the partials are still rising
+    assert not burst[int(0.06 * SR) :].any()  # and over after 1 ms + 50 ms
+
+
+def test_additive_reads_an_onset_burst_and_no_burst_where_there_is_none():
+    """The reader finds a sustained note's onset noise (level within a factor of 1.6, decay within a factor
+    of 2: its frames are 46 ms long) and reads none where the onset is clean (as the patch it reads makes it:
+    its partials all decay alike, damp 0)."""
+    note = {"freq": 220.0, **{f"a{k}": 0.5 / k for k in range(1, 25)}, "attack": 0.01, "sustain": 0.8, "hold": 0.9,
+            "damp": 0.0, "noise": 0.003}  # fmt: skip
+    reader = get_synth("additive").reader
+    read = reader(render("additive", {**note, "bnoise": 0.3, "bdecay": 0.05}), SR, 220.0)
+    assert np.log(read["bnoise"] / 0.3) == pytest.approx(0.0, abs=np.log(1.6))
+    assert np.log2(read["bdecay"] / 0.05) == pytest.approx(0.0, abs=1.0)
+    assert reader(render("additive", note), SR, 220.0)["bnoise"] == 0.0001
+
+
 def test_additive_noise_colour_is_a_one_pole_low_pass_at_ncutoff():
     """``ncutoff`` low-passes the floor: the valleys between the partials keep their level well below the
     cutoff and fall as a one-pole's response above it; at the top of its range the floor is nearly white."""

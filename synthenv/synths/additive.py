@@ -1,6 +1,6 @@
 r"""``additive``: 24 harmonic partials, each with its own level, 24 more above them that continue their
 spectrum's slope, stiffness-like inharmonicity, per-partial decay to a sustain level, a release, a coloured
-noise floor and a sub-octave.
+noise floor with a burst at the onset, and a sub-octave.
 
 SynthDef (sc/synthenv_additive.scd)::
 
@@ -13,7 +13,9 @@ SynthDef (sc/synthenv_additive.scd)::
     dk    = decay / (1 + (damp * (k - 1)))                   -- partial k's decay time
     envs  = EnvGen.ar(Env([0, 1, sustain, sustain, 0], [attack, dk, (hold - attack - dk).max(0), release], -4))
     envs  = envs * (envs > 1e-6)                             -- below -120 dB is silence
-    floor = OnePole.ar(Hasher.ar(Phasor.ar(0, 1, 0, 2 ** 24)), exp(-2pi ncutoff / SampleRate.ir)) * noise * envs[0]
+    burst = EnvGen.ar(Env([0, 1, 0], [0.001, bdecay], -4))     -- the onset's noise: a hammer, a pluck, a breath
+    floor = OnePole.ar(Hasher.ar(Phasor.ar(0, 1, 0, 2 ** 24)), exp(-2pi ncutoff / SampleRate.ir))
+            * ((noise * envs[0]) + (burst * bnoise))
     j     = (1..8)                                           -- a square an octave below: odd harmonics of f/2
     below = (SinOsc.ar(freq * (j - 0.5)) * sub / (2 * j - 1)).sum * envs[0]
     Out.ar(out, ((SinOsc.ar(freqs) * amps * envs).sum + below + floor) * 0.1)
@@ -36,14 +38,18 @@ percussive envelope cannot hold for a second.
 ``noise`` fills the valleys between the partials (breath, bow, room) that pure sines leave 60-90 dB
 deep. It is the same ``Hasher`` noise as voice's, bit for bit in numpy (:func:`dsp.hash_noise`),
 through a one-pole low-pass at ``ncutoff`` (unit gain at DC): a recording's floor is rarely white (a
-bow's, a hammer's or a room's noise falls off above a kHz or two). ``sub`` adds a square wave an
+bow's, a hammer's or a room's noise falls off above a kHz or two). ``bnoise`` plays the same noise in a
+burst at the onset that dies in ``bdecay`` seconds, whatever the partials do: a piano's hammer, a
+guitar's pluck, a bow's scrape or a flute's chiff, which a floor tied to the partials' envelope
+cannot make loud at the start and quiet after it. ``sub`` adds a square wave an
 octave below (the first 8 of its odd harmonics, at half-integer multiples of ``freq``), as an analog
 synth's sub-oscillator or an organ's 16' stop does: a sound whose partials sit at every multiple of
 half its heard pitch, which 24 partials of that pitch cannot make.
 
 :func:`read_patch` reads a patch straight from a recording: each partial's level in its steady
 spectrum at the pitch, the envelope from its loudness curve, the floor between the partials (level and
-colour), the sub-octave from the peaks halfway between them. A match renders it first among its starts
+colour), the onset's burst from how far the floor of its first frames stands above that, the sub-octave
+from the peaks halfway between them. A match renders it first among its starts
 (:meth:`SynthSpec.read_start`).
 """
 
@@ -59,6 +65,8 @@ N_PARTIALS = 24
 N_ALL = 48
 #: the sub-octave square's partials: (k - 1/2) freq at sub / (2k - 1), k = 1..N_SUB
 N_SUB = 8
+#: the onset noise's rise (s)
+BURST_ATTACK = 0.001
 GAIN = 0.1
 CURVE = -4.0
 #: envelope levels at or below this count as silent (-120 dB): EnvGen ends a segment at 0 with a residue
@@ -87,7 +95,12 @@ PARAMS = (
           "harmonics, (k - 1/2) f, level sub/(2k-1)) that follows partial 1's envelope (an organ's 16' stop)"),
     Param("tail", 0.5, 64.0, 1.0, "exp", "", "partials 25-48: the geometric mean level of partials 17-24 times "
           "(24/k)^tail (0.5: nearly flat; 1: as 1/k; 64: none above partial 25)"),
+    Param("bnoise", 0.0001, 3.0, 0.0001, "exp", "", "onset noise: the floor's noise (its colour) in a burst that "
+          "peaks 1 ms in and dies in bdecay (a hammer, a pluck, a bow's or a breath's start)"),
+    Param("bdecay", 0.005, 1.0, 0.05, "exp", "s", "the onset noise's decay time"),
 )
+
+_INDEX = {q.name: i for i, q in enumerate(PARAMS)}
 
 
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
@@ -95,8 +108,8 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     freq = params[:, 0:1]
     levels = params[:, 1 : 1 + N_PARTIALS]
     rel = levels / levels.max(axis=1, keepdims=True)  # the loudest partial plays at 1
-    inharm, attack, decay, damp, sustain, hold, release, noise, ncutoff, sub, tail = (
-        params[:, j : j + 1] for j in range(1 + N_PARTIALS, 12 + N_PARTIALS)
+    inharm, attack, decay, damp, sustain, hold, release, noise, ncutoff, sub, tail, bnoise, bdecay = (
+        params[:, j : j + 1] for j in range(1 + N_PARTIALS, 14 + N_PARTIALS)
     )
     top = np.exp(np.log(rel[:, N_PARTIALS - 8 :]).mean(axis=1, keepdims=True))  # partials 17-24's level
     above = np.arange(N_PARTIALS + 1, N_ALL + 1, dtype=np.float64)[None, :]
@@ -112,7 +125,9 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     j = np.arange(1, N_SUB + 1, dtype=np.float64)[None, :]  # the sub-octave: odd harmonics of freq / 2
     below = dsp.sine_sum(freq * (j - 0.5), sub / (2.0 * j - 1.0) * (freq * (j - 0.5) < sr * 0.5), n, sr, sounding)
     floor = dsp.one_pole(dsp.hash_noise(n), np.exp(-2.0 * np.pi * ncutoff[:, 0] / sr), sounding)
-    out += (below + floor * noise) * first
+    rise = np.full_like(bdecay, BURST_ATTACK)
+    burst = dsp.envelope(np.broadcast_to([[0.0, 1.0, 0.0]], (len(params), 3)), np.hstack([rise, bdecay]), CURVE, n, sr)
+    out += below * first + floor * (noise * first + bnoise * burst)
     return (out * GAIN).astype(np.float32)
 
 
@@ -164,10 +179,11 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     sub = float(_peaks(S, hz, f0 * (j - 0.5), sr) @ shape / (shape @ shape)) / loudest
     amps = np.clip(amps / loudest, 0.001, 1.0)
     p = {f"a{i}": float(level) for i, level in enumerate(amps, start=1)}
-    return {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": inharm, "attack": attack, "decay": decay,
-            "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
-            "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0)),
-            "tail": _read_tail(S, hz, f0, inharm, sr, loudest, amps)}
+    p = {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": inharm, "attack": attack, "decay": decay,
+         "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
+         "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0)),
+         "tail": _read_tail(S, hz, f0, inharm, sr, loudest, amps)}
+    return {**p, **_read_burst(audio, sr, p)}
 
 
 def _spectrum(audio: np.ndarray, sr: int, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -213,6 +229,50 @@ def _read_tail(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int,
     grid = np.geomspace(0.5, 64.0, 43)
     model = np.log(np.maximum(top * (N_PARTIALS / k[None, :]) ** grid[:, None], floor))
     return float(grid[int(np.argmin(np.abs(model - peaks).mean(axis=1)))])
+
+
+def _valleys(audio: np.ndarray, sr: int, f0: float, inharm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The level between the partials of ``f0`` (with stiffness ``inharm``) in each frame of ``audio``'s first
+    0.5 s, and the frame's peak: the median magnitude of the bins more than a quarter of ``f0`` from every
+    partial, above half of it, and the largest (Hann frames of 1024 samples, hop 256)."""
+    size, hop = 1024, 256
+    seg = np.pad(audio[: int(0.5 * sr)], (size // 2, size // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(seg, size)[::hop] * np.hanning(size)
+    S = np.abs(np.fft.rfft(frames, axis=1))
+    hz = np.fft.rfftfreq(size, 1 / sr)
+    k = np.arange(1, int(sr / 2 / f0) + 2)
+    nearest = np.abs(hz[:, None] - (f0 * k * np.sqrt(1.0 + inharm * k**2))[None, :]).min(axis=1)
+    between = (nearest > 0.25 * f0) & (hz > 0.5 * f0)
+    return (np.median(S[:, between], axis=1) if between.any() else np.zeros(len(S))), S.max(axis=1)
+
+
+def _read_burst(audio: np.ndarray, sr: int, patch: dict[str, float]) -> dict[str, float]:
+    """``bnoise`` and ``bdecay`` for ``patch`` (read without them) from ``audio``: in the first 0.5 s, how far
+    the level between the partials stands over the frame's peak (:func:`_valleys`) beyond what the patch
+    itself puts there (the power difference, so that the floor and an onset's spectral splash, which the
+    patch makes too, do not count). Where that excess peaks in the first 0.1 s at more than twice the patch's
+    own level there, ``bdecay`` is the time it takes to fall to a tenth (over 0.537, where the envelope's -4
+    curve is at a tenth) and ``bnoise`` the level of a burst of that decay that peaks as high (measured the
+    same way, on the burst alone); else none. What the patch's onset lacks reads as a burst: a pluck's upper partials,
+    loud at first and gone by the window the levels are read in (``damp``, which is not read), too."""
+    off = {"bnoise": 0.0001, "bdecay": 0.05}
+    n = min(len(audio), sr)
+    row = np.array([[{**patch, **off}.get(q.name, q.default) for q in PARAMS]])
+    plain = render(row, sr, n)[0].astype(np.float64)
+    f0, inharm = patch["freq"], patch["inharm"]
+    (target, t_peak), (own, o_peak) = _valleys(audio[:n], sr, f0, inharm), _valleys(plain, sr, f0, inharm)
+    t_rel, o_rel = target / np.maximum(t_peak, 1e-30), own / np.maximum(o_peak, 1e-30)
+    excess = np.sqrt(np.maximum(t_rel**2 - o_rel**2, 0.0))
+    i = int(np.argmax(excess[: int(0.1 * sr / 256) + 1]))
+    if excess[i] <= 2.0 * o_rel[i]:
+        return off
+    fallen = np.nonzero(excess[i:] < 0.1 * excess[i])[0]
+    bdecay = float(np.clip((fallen[0] if len(fallen) else len(excess) - i) * 256 / sr / 0.537, 0.005, 1.0))
+    unit = row.copy()
+    unit[0, [_INDEX["bnoise"], _INDEX["bdecay"]]] = 1.0, bdecay
+    alone = _valleys(render(unit, sr, n)[0].astype(np.float64) - plain, sr, f0, inharm)[0]  # at bnoise 1
+    level = float((alone / np.maximum(o_peak, 1e-30)).max())
+    return {"bnoise": float(np.clip(excess[i] / level if level > 0 else 0.0, 0.0001, 3.0)), "bdecay": bdecay}
 
 
 def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int,
