@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import needs_scsynth
 
 from synthenv import get_synth, render
 from synthenv.synths import dsp
@@ -113,6 +114,16 @@ def test_additive_onset_burst_is_the_floor_noise_on_its_own_envelope():
     np.testing.assert_allclose(burst, 0.1 * (1.0 - 0.0001) * coloured * shape, atol=1e-6)
     assert np.abs(burst[: int(0.01 * SR)]).max() > 0.03  # loud at the onset, while the partials are still rising
     assert not burst[int(0.06 * SR) :].any()  # and over after 1 ms + 50 ms
+
+
+@needs_scsynth
+def test_additive_burst_outlives_a_short_pluck_as_in_scsynth():
+    """The burst plays until the synth ends (partial 1's envelope has run its hold and release), not only
+    while partial 1 sounds: a 50 ms pluck with a 0.5 s burst, numpy against scsynth."""
+    pluck = {"freq": 220.0, "sustain": 0.0, "decay": 0.05, "hold": 0.6, "release": 0.2, "bnoise": 1.0, "bdecay": 0.5}
+    a, b = render("additive", pluck, backend="numpy"), render("additive", pluck, backend="nrt")
+    assert np.abs(a[int(0.2 * SR) : int(0.3 * SR)]).max() > 0.01  # partial 1 is long silent, the burst is not
+    np.testing.assert_allclose(a, b, atol=1e-3)
 
 
 def test_additive_reads_an_onset_burst_and_no_burst_where_there_is_none():

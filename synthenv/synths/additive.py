@@ -8,7 +8,7 @@ SynthDef (sc/synthenv_additive.scd)::
     freqs = freq * k * (1 + (inharm * k.squared)).sqrt        -- stiff-string partials
     rel   = [a1, ..., a24] / [a1, ..., a24].reduce(\max)     -- levels relative to the loudest partial
     top   = exp(mean(log(rel[16..23])))                      -- the level of partials 17-24 (geometric mean)
-    amps  = rel ++ (top * (24 / (25..48)) ** tail)           -- partials 25-48 fall off from it as k^-tail
+    amps  = rel ++ (((24 / (25..48)) ** tail) * top)         -- partials 25-48 fall off from it as k^-tail
     amps  = amps * (freqs < (SampleRate.ir * 0.5))           -- partials above Nyquist are muted
     dk    = decay / (1 + (damp * (k - 1)))                   -- partial k's decay time
     envs  = EnvGen.ar(Env([0, 1, sustain, sustain, 0], [attack, dk, (hold - attack - dk).max(0), release], -4))
@@ -27,7 +27,7 @@ scaling every level together (which a loudness-normalised distance cannot hear) 
 partial 24, a low note's spectrum goes on: a trombone's or a cello's partials reach 8-10 kHz, 30-40
 multiples of its pitch, 50-70 dB down. Partials 25-48 carry it on from the level of partials 17-24
 (their geometric mean), falling as ``(24 / k) ** tail`` (``tail`` 0.5: nearly flat; 1: as the default
-``1/k`` levels; 64: partial 25 already 23 dB down, none above it), one parameter instead of 24 more levels
+``1/k`` levels; 64: partial 25 already 23 dB down, little above it), one parameter instead of 24 more levels
 to search.
 ``damp`` makes higher partials decay faster, as in plucked and struck instruments. With ``sustain = 0``
 (the default) every partial dies away as ``Env.perc(attack, dk)``: a pluck or a strike. With
@@ -55,6 +55,8 @@ from the peaks halfway between them. A match renders it first among its starts
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from synthenv.spec import Param, SynthSpec
@@ -65,10 +67,15 @@ N_PARTIALS = 24
 N_ALL = 48
 #: the sub-octave square's partials: (k - 1/2) freq at sub / (2k - 1), k = 1..N_SUB
 N_SUB = 8
+BLOCK = dsp.BLOCK_SIZE
+#: the readers' analysis hop (samples)
+HOP = 256
 #: the onset noise's rise (s)
 BURST_ATTACK = 0.001
 GAIN = 0.1
 CURVE = -4.0
+#: where a segment of CURVE from 1 to 0 is at a tenth, as a fraction of its time (0.537 for -4)
+TENTH = math.log(0.1 * (1.0 - math.exp(CURVE)) + math.exp(CURVE)) / CURVE
 #: envelope levels at or below this count as silent (-120 dB): EnvGen ends a segment at 0 with a residue
 #: (~1e-32) that a held or released 0 keeps, and whose power underflows scsynth's SpecFlatness
 SILENT = 1e-6
@@ -94,7 +101,7 @@ PARAMS = (
     Param("sub", 0.0001, 1.0, 0.0001, "exp", "", "sub-octave: a square wave an octave below (its first 8 odd "
           "harmonics, (k - 1/2) f, level sub/(2k-1)) that follows partial 1's envelope (an organ's 16' stop)"),
     Param("tail", 0.5, 64.0, 1.0, "exp", "", "partials 25-48: the geometric mean level of partials 17-24 times "
-          "(24/k)^tail (0.5: nearly flat; 1: as 1/k; 64: none above partial 25)"),
+          "(24/k)^tail (0.5: nearly flat; 1: as 1/k; 64: partial 25 23 dB down, little above it)"),
     Param("bnoise", 0.0001, 3.0, 0.0001, "exp", "", "onset noise: the floor's noise (its colour) in a burst that "
           "peaks 1 ms in and dies in bdecay (a hammer, a pluck, a bow's or a breath's start)"),
     Param("bdecay", 0.005, 1.0, 0.05, "exp", "s", "the onset noise's decay time"),
@@ -103,17 +110,22 @@ PARAMS = (
 _INDEX = {q.name: i for i, q in enumerate(PARAMS)}
 
 
+def _upper(rel: np.ndarray, k: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """The levels of partials ``k`` (above 24) for relative levels ``rel`` ``[..., 24]`` and slope ``tail``:
+    the geometric mean of partials 17-24's levels times ``(24 / k) ** tail``."""
+    top = np.exp(np.log(rel[..., N_PARTIALS - 8 :]).mean(axis=-1, keepdims=True))
+    return top * (N_PARTIALS / k) ** tail
+
+
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     """Numpy surrogate: float64 ``[B, P]`` physical params -> float32 ``[B, n]``."""
     freq = params[:, 0:1]
     levels = params[:, 1 : 1 + N_PARTIALS]
     rel = levels / levels.max(axis=1, keepdims=True)  # the loudest partial plays at 1
     inharm, attack, decay, damp, sustain, hold, release, noise, ncutoff, sub, tail, bnoise, bdecay = (
-        params[:, j : j + 1] for j in range(1 + N_PARTIALS, 14 + N_PARTIALS)
+        params[:, j : j + 1] for j in range(1 + N_PARTIALS, len(PARAMS))
     )
-    top = np.exp(np.log(rel[:, N_PARTIALS - 8 :]).mean(axis=1, keepdims=True))  # partials 17-24's level
-    above = np.arange(N_PARTIALS + 1, N_ALL + 1, dtype=np.float64)[None, :]
-    amps = np.concatenate([rel, top * (N_PARTIALS / above) ** tail], axis=1)
+    amps = np.concatenate([rel, _upper(rel, np.arange(N_PARTIALS + 1, N_ALL + 1)[None, :], tail)], axis=1)
     k = np.arange(1, N_ALL + 1, dtype=np.float64)[None, :]
     freqs = freq * k * np.sqrt(1.0 + inharm * k**2)
     amps = amps * (freqs < sr * 0.5)
@@ -124,7 +136,10 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     sounding = first.shape[1] - np.argmax(first[:, ::-1] > 0.0, axis=1) * (first.max(axis=1) > 0.0)  # its end
     j = np.arange(1, N_SUB + 1, dtype=np.float64)[None, :]  # the sub-octave: odd harmonics of freq / 2
     below = dsp.sine_sum(freq * (j - 0.5), sub / (2.0 * j - 1.0) * (freq * (j - 0.5) < sr * 0.5), n, sr, sounding)
-    floor = dsp.one_pole(dsp.hash_noise(n), np.exp(-2.0 * np.pi * ncutoff[:, 0] / sr), sounding)
+    # the synth lives until partial 1's envelope has run all its segments (doneAction 2 frees it at the end of
+    # that control block): the burst plays until then, even where partial 1 is already silent
+    life = np.maximum(1, (times[:, 0] * sr).astype(np.int64)).sum(axis=1)
+    floor = dsp.one_pole(dsp.hash_noise(n), np.exp(-2.0 * np.pi * ncutoff[:, 0] / sr), -(-life // BLOCK) * BLOCK)
     rise = np.full_like(bdecay, BURST_ATTACK)
     burst = dsp.envelope(np.broadcast_to([[0.0, 1.0, 0.0]], (len(params), 3)), np.hstack([rise, bdecay]), CURVE, n, sr)
     out += below * first + floor * (noise * first + bnoise * burst)
@@ -141,12 +156,13 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     (:func:`_read_inharm`; the levels are read there); ``noise`` and ``ncutoff`` the spectrum between
     the partials as a low-passed noise's level and cutoff (:func:`_read_floor`); ``sub`` the peaks at
     ``(k - 1/2) f0`` fitted to the sub-octave square's ``1/(2k-1)``; ``tail`` the slope of partials 25-48
-    (:func:`_read_tail`). None for a silent sound or one
+    (:func:`_read_tail`); ``bnoise`` and ``bdecay`` the onset's noise (:func:`_read_burst`, for a pitch in
+    ``freq``'s range). None for a silent sound or one
     without a pitch."""
     if not f0:
         return None
     audio = np.asarray(audio, dtype=np.float64)
-    hop = 256
+    hop = HOP
     rms = np.sqrt(np.convolve(audio**2, np.ones(hop) / hop, "same"))[::hop]
     t = np.arange(len(rms)) * hop / sr
     peak = rms.max()
@@ -183,7 +199,7 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
          "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
          "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0)),
          "tail": _read_tail(S, hz, f0, inharm, sr, loudest, amps)}
-    return {**p, **_read_burst(audio, sr, p)}
+    return {**p, **(_read_burst(audio, sr, p) if p["freq"] == f0 else {})}  # the render is at the clipped pitch
 
 
 def _spectrum(audio: np.ndarray, sr: int, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,26 +239,31 @@ def _read_tail(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int,
     k = k[heard < sr / 2]
     if not len(k):
         return 1.0
-    top = np.exp(np.log(levels[N_PARTIALS - 8 :]).mean())
     floor = 1e-4  # 80 dB down
     peaks = np.log(np.maximum(_peaks(S, hz, heard[: len(k)], sr, 0.006) / loudest, floor))
     grid = np.geomspace(0.5, 64.0, 43)
-    model = np.log(np.maximum(top * (N_PARTIALS / k[None, :]) ** grid[:, None], floor))
+    model = np.log(np.maximum(_upper(levels[None, :], k[None, :], grid[:, None]), floor))
     return float(grid[int(np.argmin(np.abs(model - peaks).mean(axis=1)))])
+
+
+def _between(hz: np.ndarray, f0: float, inharm: float, sr: int, margin: float) -> np.ndarray:
+    """Which of the bins at ``hz`` lie between the partials of ``f0`` (with stiffness ``inharm``): more than
+    ``margin`` times ``f0`` from every partial below Nyquist, and above half of ``f0``."""
+    k = np.arange(1, int(sr / 2 / f0) + 2)
+    nearest = np.abs(hz[:, None] - (f0 * k * np.sqrt(1.0 + inharm * k**2))[None, :]).min(axis=1)
+    return (nearest > margin * f0) & (hz > 0.5 * f0)
 
 
 def _valleys(audio: np.ndarray, sr: int, f0: float, inharm: float) -> tuple[np.ndarray, np.ndarray]:
     """The level between the partials of ``f0`` (with stiffness ``inharm``) in each frame of ``audio``'s first
     0.5 s, and the frame's peak: the median magnitude of the bins more than a quarter of ``f0`` from every
     partial, above half of it, and the largest (Hann frames of 1024 samples, hop 256)."""
-    size, hop = 1024, 256
+    size, hop = 1024, HOP
     seg = np.pad(audio[: int(0.5 * sr)], (size // 2, size // 2))
     frames = np.lib.stride_tricks.sliding_window_view(seg, size)[::hop] * np.hanning(size)
     S = np.abs(np.fft.rfft(frames, axis=1))
     hz = np.fft.rfftfreq(size, 1 / sr)
-    k = np.arange(1, int(sr / 2 / f0) + 2)
-    nearest = np.abs(hz[:, None] - (f0 * k * np.sqrt(1.0 + inharm * k**2))[None, :]).min(axis=1)
-    between = (nearest > 0.25 * f0) & (hz > 0.5 * f0)
+    between = _between(hz, f0, inharm, sr, 0.25)
     return (np.median(S[:, between], axis=1) if between.any() else np.zeros(len(S))), S.max(axis=1)
 
 
@@ -251,8 +272,8 @@ def _read_burst(audio: np.ndarray, sr: int, patch: dict[str, float]) -> dict[str
     the level between the partials stands over the frame's peak (:func:`_valleys`) beyond what the patch
     itself puts there (the power difference, so that the floor and an onset's spectral splash, which the
     patch makes too, do not count). Where that excess peaks in the first 0.1 s at more than twice the patch's
-    own level there, ``bdecay`` is the time it takes to fall to a tenth (over 0.537, where the envelope's -4
-    curve is at a tenth) and ``bnoise`` the level of a burst of that decay that peaks as high (measured the
+    own level there, ``bdecay`` is the time it takes to fall to a tenth (over :data:`TENTH`, where the
+    envelope's curve is at a tenth) and ``bnoise`` the level of a burst of that decay that peaks as high (measured the
     same way, on the burst alone); else none. What the patch's onset lacks reads as a burst: a pluck's upper partials,
     loud at first and gone by the window the levels are read in (``damp``, which is not read), too."""
     off = {"bnoise": 0.0001, "bdecay": 0.05}
@@ -263,11 +284,11 @@ def _read_burst(audio: np.ndarray, sr: int, patch: dict[str, float]) -> dict[str
     (target, t_peak), (own, o_peak) = _valleys(audio[:n], sr, f0, inharm), _valleys(plain, sr, f0, inharm)
     t_rel, o_rel = target / np.maximum(t_peak, 1e-30), own / np.maximum(o_peak, 1e-30)
     excess = np.sqrt(np.maximum(t_rel**2 - o_rel**2, 0.0))
-    i = int(np.argmax(excess[: int(0.1 * sr / 256) + 1]))
+    i = int(np.argmax(excess[: int(0.1 * sr / HOP) + 1]))
     if excess[i] <= 2.0 * o_rel[i]:
         return off
     fallen = np.nonzero(excess[i:] < 0.1 * excess[i])[0]
-    bdecay = float(np.clip((fallen[0] if len(fallen) else len(excess) - i) * 256 / sr / 0.537, 0.005, 1.0))
+    bdecay = float(np.clip((fallen[0] if len(fallen) else len(excess) - i) * HOP / sr / TENTH, 0.005, 1.0))
     unit = row.copy()
     unit[0, [_INDEX["bnoise"], _INDEX["bdecay"]]] = 1.0, bdecay
     alone = _valleys(render(unit, sr, n)[0].astype(np.float64) - plain, sr, f0, inharm)[0]  # at bnoise 1
@@ -282,9 +303,7 @@ def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int
     least squares) by the response of the one-pole low-pass of one of 40 cutoffs (50 Hz-10 kHz) and a
     level. Returns ``noise`` (``to_level`` turns a bin's magnitude into a partial-relative amplitude) and
     ``ncutoff``."""
-    k = np.arange(1, int(sr / 2 / f0) + 2)
-    nearest = np.abs(hz[:, None] - (f0 * k * np.sqrt(1.0 + inharm * k**2))[None, :]).min(axis=1)
-    between = (nearest > 0.2 * f0) & (hz > 0.5 * f0)
+    between = _between(hz, f0, inharm, sr, 0.2)
     edges = np.geomspace(max(40.0, f0 / 2), sr / 2, 13)
     centre, floor = [], []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
@@ -306,6 +325,7 @@ def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int
 
 SPEC = SynthSpec(
     "additive", PARAMS, render,
-    "24 harmonic partials, inharmonicity, per-partial decay to a sustain, coloured noise floor, sub-octave",
+    "24 harmonic partials and 24 more on a slope, inharmonicity, per-partial decay to a sustain, coloured noise "
+    "floor with an onset burst, sub-octave",
     reader=read_patch,
 )
