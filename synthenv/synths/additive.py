@@ -107,8 +107,6 @@ PARAMS = (
     Param("bdecay", 0.005, 1.0, 0.05, "exp", "s", "the onset noise's decay time"),
 )
 
-_INDEX = {q.name: i for i, q in enumerate(PARAMS)}
-
 
 def _upper(rel: np.ndarray, k: np.ndarray, tail: np.ndarray) -> np.ndarray:
     """The levels of partials ``k`` (above 24) for relative levels ``rel`` ``[..., 24]`` and slope ``tail``:
@@ -278,8 +276,7 @@ def _read_burst(audio: np.ndarray, sr: int, patch: dict[str, float]) -> dict[str
     loud at first and gone by the window the levels are read in (``damp``, which is not read), too."""
     off = {"bnoise": 0.0001, "bdecay": 0.05}
     n = min(len(audio), sr)
-    row = np.array([[{**patch, **off}.get(q.name, q.default) for q in PARAMS]])
-    plain = render(row, sr, n)[0].astype(np.float64)
+    plain = render(SPEC.from_dicts({**patch, **off}), sr, n)[0].astype(np.float64)
     f0, inharm = patch["freq"], patch["inharm"]
     (target, t_peak), (own, o_peak) = _valleys(audio[:n], sr, f0, inharm), _valleys(plain, sr, f0, inharm)
     t_rel, o_rel = target / np.maximum(t_peak, 1e-30), own / np.maximum(o_peak, 1e-30)
@@ -289,9 +286,8 @@ def _read_burst(audio: np.ndarray, sr: int, patch: dict[str, float]) -> dict[str
         return off
     fallen = np.nonzero(excess[i:] < 0.1 * excess[i])[0]
     bdecay = float(np.clip((fallen[0] if len(fallen) else len(excess) - i) * HOP / sr / TENTH, 0.005, 1.0))
-    unit = row.copy()
-    unit[0, [_INDEX["bnoise"], _INDEX["bdecay"]]] = 1.0, bdecay
-    alone = _valleys(render(unit, sr, n)[0].astype(np.float64) - plain, sr, f0, inharm)[0]  # at bnoise 1
+    unit = render(SPEC.from_dicts({**patch, "bnoise": 1.0, "bdecay": bdecay}), sr, n)[0].astype(np.float64)
+    alone = _valleys(unit - plain, sr, f0, inharm)[0]  # the burst alone, at bnoise 1
     level = float((alone / np.maximum(o_peak, 1e-30)).max())
     return {"bnoise": float(np.clip(excess[i] / level if level > 0 else 0.0, 0.0001, 3.0)), "bdecay": bdecay}
 
