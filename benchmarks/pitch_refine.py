@@ -7,7 +7,9 @@
 Prints, per synth, the absolute error in cents of pyin's estimate and of the refined one (mean, median,
 max) over the patches pyin finds a pitch in and reads within a quarter tone (octave errors are pyin's
 and are left alone by the refinement: it looks 25 cents either side). additive patches are drawn
-without inharmonicity (``inharm = 0``), so that ``freq`` is the partials' spacing.
+without inharmonicity (``inharm = 0``), so that ``freq`` is the partials' spacing, and without vibrato
+(``vdepth = 0``), so that it is the pitch heard throughout; a second row draws the vibrato too (up to 50
+cents at any phase: a short pluck's pitch is then wherever the vibrato was as it died, not ``freq``).
 """
 
 from __future__ import annotations
@@ -30,11 +32,18 @@ def main() -> None:
     sr = args.sample_rate
     print("| synth | patches | pyin: mean / median / max cents | refined: mean / median / max cents |")
     print("| --- | ---: | ---: | ---: |")
+    rows = []
     for name in args.synths.split(","):
+        rows.append((name, name, True))
+        if "vdepth" in get_synth(name).names:
+            rows.append((f"{name}, random vibrato", name, False))
+    for label, name, steady in rows:
         spec = get_synth(name)
         x = np.random.default_rng(args.seed).random((args.n, spec.n_params))
         if "inharm" in spec.names:
             x[:, spec.index("inharm")] = 0.0
+        if steady and "vdepth" in spec.names:
+            x[:, spec.index("vdepth")] = 0.0
         params = spec.denormalize(x)
         audio = spec.surrogate(params, sr, sr)
         errors = []
@@ -47,7 +56,7 @@ def main() -> None:
         e = np.array(errors).reshape(-1, 2)
         cell = [f"{e[:, j].mean():.2f} / {np.median(e[:, j]):.2f} / {e[:, j].max():.2f}" if len(e) else "-"
                 for j in (0, 1)]  # fmt: skip
-        print(f"| {name} | {len(e)} of {args.n} | {cell[0]} | {cell[1]} |", flush=True)
+        print(f"| {label} | {len(e)} of {args.n} | {cell[0]} | {cell[1]} |", flush=True)
 
 
 if __name__ == "__main__":

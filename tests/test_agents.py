@@ -266,20 +266,20 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
     """Notes of sampled real instruments (FluidR3 GM, see synthenv/data/instruments/README.md): CMA-ES at
     200 renders against the best of 200 random patches on the match's own objective (audible), per
     synth, from a cold start. Measured with audible's 4096-point view: mean ratio fm 0.91, subtractive
-    0.90, additive 0.83 (0.70 before additive had 24 free partial levels, sustain and noise: 37 searchable
-    parameters now instead of 13, which 200 cold renders cover thinly); worst note 0.99, 1.09, 1.16.
-    subtractive loses to the random patches on the trumpet (1.09; with seeds 1 and 2, 0.97 and 1.13),
-    additive on the flute (1.16; seeds 1, 2, 3: 1.05, 0.95, 0.99; 0.91 with the 34 searchable parameters
-    of the release before, before partials 25-48 and the onset burst): the README's cold table counts such
-    losses; the default start (the patch read from the note, the inverse models') is not cold and closer
-    than random on every note. With the views of before: mean 0.90, 0.85, 0.71, worst 1.035 (fm on the
-    trumpet), 0.99, 0.95."""
+    0.90, additive 0.80 (0.70 before additive had 24 free partial levels, sustain and noise: 40 searchable
+    parameters now instead of 13, which 200 cold renders cover thinly); worst note 0.99, 1.09, 0.92.
+    subtractive loses to the random patches on the trumpet (1.09; with seeds 1 and 2, 0.97 and 1.13).
+    additive's worst is the flute (0.92; seeds 1, 2, 3: 0.89, 0.96, 0.83; 1.16, 1.05, 0.95, 0.99 the release
+    before, without vibrato, whose random depths and phases also put its random patches farther from these
+    notes): the README's cold table counts such losses; the default start (the patch read from the note,
+    the inverse models') is not cold and closer than random on every note. With the views of before: mean
+    0.90, 0.85, 0.71, worst 1.035 (fm on the trumpet), 0.99, 0.95."""
     from synthenv.agents.match import match, random_patches_distance
     from synthenv.samples import instrument_notes
 
     notes = list(instrument_notes().values())
     assert len(notes) == 5
-    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 1.2, 0.9)):
+    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 1.02, 0.85)):
         ratios = []
         for note in notes:
             best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy", init="cold",

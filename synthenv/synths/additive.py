@@ -1,10 +1,11 @@
 r"""``additive``: 24 harmonic partials, each with its own level, 24 more above them that continue their
 spectrum's slope, stiffness-like inharmonicity, per-partial decay to a sustain level, a release, a coloured
-noise floor with a burst at the onset, and a sub-octave.
+noise floor with a burst at the onset, a sub-octave, and vibrato.
 
 SynthDef (sc/synthenv_additive.scd)::
 
     k     = (1..48)
+    vib   = SinOsc.kr(vrate, vphase, vdepth / 100).midiratio -- vibrato, per control block
     freqs = freq * k * (1 + (inharm * k.squared)).sqrt        -- stiff-string partials
     rel   = [a1, ..., a24] / [a1, ..., a24].reduce(\max)     -- levels relative to the loudest partial
     top   = exp(mean(log(rel[16..23])))                      -- the level of partials 17-24 (geometric mean)
@@ -17,8 +18,8 @@ SynthDef (sc/synthenv_additive.scd)::
     floor = OnePole.ar(Hasher.ar(Phasor.ar(0, 1, 0, 2 ** 24)), exp(-2pi ncutoff / SampleRate.ir))
             * ((noise * envs[0]) + (burst * bnoise))
     j     = (1..8)                                           -- a square an octave below: odd harmonics of f/2
-    below = (SinOsc.ar(freq * (j - 0.5)) * sub / (2 * j - 1)).sum * envs[0]
-    Out.ar(out, ((SinOsc.ar(freqs) * amps * envs).sum + below + floor) * 0.1)
+    below = (SinOsc.ar(freq * (j - 0.5) * vib) * sub / (2 * j - 1)).sum * envs[0]
+    Out.ar(out, ((SinOsc.ar(freqs * vib) * amps * envs).sum + below + floor) * 0.1)
 
 Each partial's level ranges over 60 dB on a log scale (0.001 to 1), as real spectra do: a clarinet's
 even partials sit 30-40 dB under its odd ones, an organ's 8th or 16th partial can be as loud as its
@@ -44,13 +45,16 @@ guitar's pluck, a bow's scrape or a flute's chiff, which a floor tied to the par
 cannot make loud at the start and quiet after it. ``sub`` adds a square wave an
 octave below (the first 8 of its odd harmonics, at half-integer multiples of ``freq``), as an analog
 synth's sub-oscillator or an organ's 16' stop does: a sound whose partials sit at every multiple of
-half its heard pitch, which 24 partials of that pitch cannot make.
+half its heard pitch, which 24 partials of that pitch cannot make. ``vdepth`` cents of vibrato at
+``vrate`` (3-9 Hz) move every frequency together, from ``vphase`` at the onset: a violin's, a singer's or
+a wind player's 4-7 Hz of 5-30 cents, which moves a note's upper partials across the spectrogram's
+bands and which a matching vibrato must meet in phase.
 
 :func:`read_patch` reads a patch straight from a recording: each partial's level in its steady
 spectrum at the pitch, the envelope from its loudness curve, the floor between the partials (level and
 colour), the onset's burst from how far the floor of its first frames stands above that, the sub-octave
-from the peaks halfway between them. A match renders it first among its starts
-(:meth:`SynthSpec.read_start`).
+from the peaks halfway between them, the vibrato from the pitch's movement. A match renders it first
+among its starts (:meth:`SynthSpec.read_start`).
 """
 
 from __future__ import annotations
@@ -105,6 +109,9 @@ PARAMS = (
     Param("bnoise", 0.0001, 3.0, 0.0001, "exp", "", "onset noise: the floor's noise (its colour) in a burst that "
           "peaks 1 ms in and dies in bdecay (a hammer, a pluck, a bow's or a breath's start)"),
     Param("bdecay", 0.005, 1.0, 0.05, "exp", "s", "the onset noise's decay time"),
+    Param("vrate", 3.0, 9.0, 5.5, "lin", "Hz", "vibrato rate (sine LFO on every partial's frequency)"),
+    Param("vdepth", 0.0, 50.0, 0.0, "lin", "cent", "vibrato depth (peak pitch deviation; 0: none)"),
+    Param("vphase", 0.0, 2 * math.pi, 0.0, "lin", "rad", "vibrato phase at the onset (where its cycle starts)"),
 )
 
 
@@ -121,19 +128,21 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     levels = params[:, 1 : 1 + N_PARTIALS]
     rel = levels / levels.max(axis=1, keepdims=True)  # the loudest partial plays at 1
     inharm, attack, decay, damp, sustain, hold, release, noise, ncutoff, sub, tail, bnoise, bdecay = (
-        params[:, j : j + 1] for j in range(1 + N_PARTIALS, len(PARAMS))
+        params[:, j : j + 1] for j in range(1 + N_PARTIALS, len(PARAMS) - 3)
     )
+    vrate, vdepth, vphase = (params[:, j] for j in range(len(PARAMS) - 3, len(PARAMS)))
+    vib = dsp.midiratio(dsp.sine_kr(vrate, -(-n // BLOCK), sr, phase=vphase) * (vdepth[:, None] / 100.0))
     amps = np.concatenate([rel, _upper(rel, np.arange(N_PARTIALS + 1, N_ALL + 1)[None, :], tail)], axis=1)
     k = np.arange(1, N_ALL + 1, dtype=np.float64)[None, :]
     freqs = freq * k * np.sqrt(1.0 + inharm * k**2)
     amps = amps * (freqs < sr * 0.5)
     levels, times = dsp.timed_adsr(attack, decay / (1.0 + damp * (k - 1.0)), sustain, hold, release)  # [B, K, 5|4]
-    out = dsp.adsr_sine_bank(freqs, amps, levels, times, CURVE, n, sr, gate=SILENT)
+    out = dsp.adsr_sine_bank(freqs, amps, levels, times, CURVE, n, sr, gate=SILENT, ratio=vib)
     first = dsp.envelope(levels[:, 0], times[:, 0], CURVE, n, sr)
     first *= first > SILENT
     sounding = first.shape[1] - np.argmax(first[:, ::-1] > 0.0, axis=1) * (first.max(axis=1) > 0.0)  # its end
     j = np.arange(1, N_SUB + 1, dtype=np.float64)[None, :]  # the sub-octave: odd harmonics of freq / 2
-    below = dsp.sine_sum(freq * (j - 0.5), sub / (2.0 * j - 1.0) * (freq * (j - 0.5) < sr * 0.5), n, sr, sounding)
+    below = dsp.sine_sum(freq * (j - 0.5), sub / (2.0 * j - 1.0) * (freq * (j - 0.5) < sr * 0.5), n, sr, sounding, vib)
     # the synth lives until partial 1's envelope has run all its segments (doneAction 2 frees it at the end of
     # that control block): the burst plays until then, even where partial 1 is already silent
     life = np.maximum(1, (times[:, 0] * sr).astype(np.int64)).sum(axis=1)
@@ -155,8 +164,8 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     the partials as a low-passed noise's level and cutoff (:func:`_read_floor`); ``sub`` the peaks at
     ``(k - 1/2) f0`` fitted to the sub-octave square's ``1/(2k-1)``; ``tail`` the slope of partials 25-48
     (:func:`_read_tail`); ``bnoise`` and ``bdecay`` the onset's noise (:func:`_read_burst`, for a pitch in
-    ``freq``'s range). None for a silent sound or one
-    without a pitch."""
+    ``freq``'s range); ``vrate``, ``vdepth`` and ``vphase`` the vibrato (:func:`_read_vibrato`). None for a
+    silent sound or one without a pitch."""
     if not f0:
         return None
     audio = np.asarray(audio, dtype=np.float64)
@@ -196,7 +205,7 @@ def read_patch(audio: np.ndarray, sr: int, f0: float | None) -> dict[str, float]
     p = {**p, "freq": float(np.clip(f0, 55.0, 1760.0)), "inharm": inharm, "attack": attack, "decay": decay,
          "damp": 0.0, "sustain": sustain, "hold": hold, "release": 0.2,
          "noise": float(np.clip(noise, 0.0001, 0.3)), "ncutoff": ncutoff, "sub": float(np.clip(sub, 0.0001, 1.0)),
-         "tail": _read_tail(S, hz, f0, inharm, sr, loudest, amps)}
+         "tail": _read_tail(S, hz, f0, inharm, sr, loudest, amps), **_read_vibrato(audio, sr, f0, inharm)}
     return {**p, **(_read_burst(audio, sr, p) if p["freq"] == f0 else {})}  # the render is at the clipped pitch
 
 
@@ -223,6 +232,68 @@ def _read_inharm(S: np.ndarray, hz: np.ndarray, f0: float, sr: int) -> float:
     grid = np.concatenate([[0.0], np.geomspace(1e-5, 1e-2, 31)])
     held = [_peaks(S, hz, f0 * k * np.sqrt(1.0 + b * k**2), sr, 0.01).sum() for b in grid]
     return float(grid[int(np.argmax(held))])
+
+
+#: the vibrato reader's rates (Hz): vrate's range in steps of 0.02
+VIB_RATES = np.arange(3.0, 9.0 + 1e-9, 0.02)
+
+
+def _read_vibrato(audio: np.ndarray, sr: int, f0: float, inharm: float) -> dict[str, float]:
+    """``vrate``, ``vdepth`` and ``vphase`` from the pitch's movement in 0.1-0.9 s: in each frame (about
+    46 ms, Hann, hop :data:`HOP`) the frequency of each partial below 5 kHz (its peak within 4%, refined by
+    a parabola through the log magnitudes), their mean over ``k`` weighted by magnitude, in cents from the
+    median and less its straight line (a drift); then the sine of :data:`VIB_RATES` that fits it best
+    (least squares), its depth corrected for the frames' length. A vibrato when that sine explains more than
+    40% of the movement and is at least 3 cents deep; else none (``vdepth`` 0). The phase is the sine's at
+    the recording's start, plus the half control block by which the synth's held values lag it."""
+    none = {"vrate": 5.5, "vdepth": 0.0, "vphase": 0.0}
+    size = 1 << int(np.ceil(np.log2(0.046 * sr)))
+    a, b = int(0.1 * sr), min(len(audio), int(0.9 * sr))
+    if b - a < size + 8 * HOP:
+        return none
+    frames = np.lib.stride_tricks.sliding_window_view(audio[a:b], size)[::HOP] * np.hanning(size)
+    S = np.log(np.abs(np.fft.rfft(frames, axis=1)) + 1e-12)
+    k = np.arange(1, N_ALL + 1)
+    fk = f0 * k * np.sqrt(1.0 + inharm * k**2)
+    fk = fk[fk < min(5000.0, 0.45 * sr)]
+    if not len(fk):
+        return none
+    bin_hz = sr / size
+    pitch, weight = np.zeros(len(S)), np.zeros(len(S))
+    for f in fk:
+        lo, hi = max(1, int(f * 0.96 / bin_hz)), min(S.shape[1] - 2, int(np.ceil(f * 1.04 / bin_hz)))
+        if hi <= lo:
+            continue
+        i = lo + np.argmax(S[:, lo : hi + 1], axis=1)
+        y0, y1, y2 = S[np.arange(len(S)), i - 1], S[np.arange(len(S)), i], S[np.arange(len(S)), i + 1]
+        den = y0 - 2 * y1 + y2
+        shift = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
+        w = np.exp(y1)
+        pitch += w * (i + np.clip(shift, -0.5, 0.5)) * bin_hz / f
+        weight += w
+    if not (weight > 0).all():
+        return none
+    cents = 1200 * np.log2(pitch / weight / np.median(pitch / weight))
+    t = (a + np.arange(len(S)) * HOP + size / 2) / sr
+    cents = cents - np.polyval(np.polyfit(t, cents, 1), t)
+    total = float(cents @ cents)
+    if total <= 0:
+        return none
+    best = (0.0, 0.0, 0.0, 0.0)
+    for rate in VIB_RATES:
+        M = np.stack([np.sin(2 * np.pi * rate * t), np.cos(2 * np.pi * rate * t)], axis=1)
+        coef = np.linalg.lstsq(M, cents, rcond=None)[0]
+        explained = 1.0 - float(np.sum((cents - M @ coef) ** 2)) / total
+        if explained > best[0]:
+            best = (explained, float(rate), float(np.hypot(*coef)), float(np.arctan2(coef[1], coef[0])))
+    explained, rate, depth, phase = best
+    span = rate * size / sr  # the frame's length in cycles of the vibrato: its Hann mean lowers the depth
+    depth /= np.sinc(span) / (1.0 - span**2)
+    if explained < 0.4 or depth < 3.0:
+        return none
+    # the synth holds each control block's value for the block: the sine it makes lags by half a block
+    phase += 2 * np.pi * rate * BLOCK / 2 / sr
+    return {"vrate": rate, "vdepth": float(min(depth, 50.0)), "vphase": float(phase % (2 * np.pi))}
 
 
 def _read_tail(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int, loudest: float,
@@ -322,6 +393,6 @@ def _read_floor(S: np.ndarray, hz: np.ndarray, f0: float, inharm: float, sr: int
 SPEC = SynthSpec(
     "additive", PARAMS, render,
     "24 harmonic partials and 24 more on a slope, inharmonicity, per-partial decay to a sustain, coloured noise "
-    "floor with an onset burst, sub-octave",
+    "floor with an onset burst, sub-octave, vibrato",
     reader=read_patch,
 )

@@ -108,16 +108,18 @@ def sine_const(freq: np.ndarray, n: int, sr: int) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def _adsr_sine_bank_kernel(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarray, times: np.ndarray, curve: float,
-                           gate: float, sr: float, out: np.ndarray) -> None:  # fmt: skip
+                           gate: float, sr: float, ratio: np.ndarray, block: int, out: np.ndarray) -> None:  # fmt: skip
     n = out.shape[1]
     for b in range(freqs.shape[0]):
+        moves = ratio[b].min() != 1.0 or ratio[b].max() != 1.0
         for k in range(freqs.shape[1]):
             amp = amps[b, k]
             if amp == 0.0:
                 continue
             w = 2.0 * math.pi * freqs[b, k] / sr
-            rc, rs = math.cos(w), math.sin(w)
+            rc, rs = math.cos(w * ratio[b, 0]), math.sin(w * ratio[b, 0])
             c, s = 1.0, 0.0  # cos and sin of the phase, rotated each sample
+            turn = block if moves else n  # the next sample whose block may change the frequency
             i = 0
             for seg in range(times.shape[2]):  # _envelope_kernel's recurrence, one partial's segments
                 if levels[b, k, seg:].max() <= gate:  # silent from here on (a pluck's held and released 0)
@@ -130,6 +132,10 @@ def _adsr_sine_bank_kernel(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarr
                 for _ in range(count):
                     if i >= n:
                         break
+                    if i == turn:  # the frequency of this control block
+                        wb = w * ratio[b, i // block]
+                        rc, rs = math.cos(wb), math.sin(wb)
+                        turn += block
                     b1 *= grow
                     level = a2 - b1
                     if level > gate:
@@ -143,15 +149,16 @@ def _adsr_sine_bank_kernel(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarr
 
 
 def adsr_sine_bank(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarray, times: np.ndarray, curve: float, n: int,
-                   sr: int, gate: float = -np.inf) -> np.ndarray:  # fmt: skip
-    """``Σ_k amps[:, k] · SinOsc.ar(freqs[:, k]) · EnvGen.ar(Env(levels[:, k], times[:, k], curve))`` for
+                   sr: int, gate: float = -np.inf, ratio: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``Σ_k amps[:, k] · SinOsc.ar(freqs[:, k] · ratio) · EnvGen.ar(Env(levels[:, k], times[:, k], curve))`` for
     ``[B, K]`` ``freqs`` and ``amps``, ``[B, K, S + 1]`` levels and ``[B, K, S]`` times: float64 ``[B, n]``,
     silent after each envelope ends (every envelope must end at 0).
 
     Each partial starts at phase 0 as SinOsc does; each envelope is :func:`envelope`'s formula, fused
     here so that no ``[B, K, n]`` array is built. ``Env.perc(attack, decay)`` is ``levels`` ``[0, 1, 0]``,
     ``times`` ``[attack, decay]``. With ``gate``, envelope levels at or below it count as 0
-    (``env * (env > gate)``).
+    (``env * (env > gate)``). ``ratio`` ``[B, ceil(n / BLOCK_SIZE)]``: a control-rate factor on every
+    frequency (vibrato), one value per block as SinOsc reads a control-rate frequency (default 1).
     """
     shape = np.shape(freqs)
     freqs, amps = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), shape)) for a in (freqs, amps))
@@ -160,19 +167,33 @@ def adsr_sine_bank(freqs: np.ndarray, amps: np.ndarray, levels: np.ndarray, time
     if abs(curve) < 1e-3:
         raise ValueError("adsr_sine_bank needs a non-zero curve")
     out = np.zeros((shape[0], n), dtype=np.float64)
-    _adsr_sine_bank_kernel(freqs, amps, levels, times, float(curve), float(gate), float(sr), out)
+    _adsr_sine_bank_kernel(freqs, amps, levels, times, float(curve), float(gate), float(sr), _ratio(ratio, shape[0], n),
+                           BLOCK_SIZE, out)  # fmt: skip
     return out
 
 
+def _ratio(ratio: np.ndarray | None, b: int, n: int) -> np.ndarray:
+    """A per-block frequency factor ``[b, ceil(n / BLOCK_SIZE)]`` (ones when None)."""
+    blocks = -(-n // BLOCK_SIZE)
+    if ratio is None:
+        return np.ones((b, blocks))
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(ratio, dtype=np.float64), (b, blocks)))
+
+
 @numba.njit(cache=True, nogil=True)
-def _sine_sum_kernel(freqs: np.ndarray, amps: np.ndarray, stop: np.ndarray, sr: float, out: np.ndarray) -> None:
+def _sine_sum_kernel(freqs: np.ndarray, amps: np.ndarray, stop: np.ndarray, sr: float, ratio: np.ndarray, block: int,
+                     out: np.ndarray) -> None:  # fmt: skip
     for b in range(freqs.shape[0]):
         k_n = freqs.shape[1]
         c = np.ones(k_n)
         s = np.zeros(k_n)
-        rc = np.cos(2.0 * math.pi * freqs[b] / sr)
-        rs = np.sin(2.0 * math.pi * freqs[b] / sr)
+        rc = np.ones(k_n)
+        rs = np.zeros(k_n)
         for i in range(stop[b]):
+            if i % block == 0:  # the frequencies of this control block
+                for k in range(k_n):
+                    w = 2.0 * math.pi * freqs[b, k] * ratio[b, i // block] / sr
+                    rc[k], rs[k] = math.cos(w), math.sin(w)
             acc = 0.0
             for k in range(k_n):
                 acc += amps[b, k] * s[k]
@@ -185,16 +206,18 @@ def _sine_sum_kernel(freqs: np.ndarray, amps: np.ndarray, stop: np.ndarray, sr: 
                     s[k] /= r
 
 
-def sine_sum(freqs: np.ndarray, amps: np.ndarray, n: int, sr: int, stop: np.ndarray | None = None) -> np.ndarray:
-    """``Σ_k amps[:, k] · SinOsc.ar(freqs[:, k])`` for ``[B, K]`` ``freqs`` and ``amps`` (each sine from
+def sine_sum(freqs: np.ndarray, amps: np.ndarray, n: int, sr: int, stop: np.ndarray | None = None,
+             ratio: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``Σ_k amps[:, k] · SinOsc.ar(freqs[:, k] · ratio)`` for ``[B, K]`` ``freqs`` and ``amps`` (each sine from
     phase 0, as SinOsc starts): float64 ``[B, n]``, zero from sample ``stop[b]`` on (default ``n``: a
     caller that multiplies by an envelope can stop where it ends). One pass over the samples per row,
-    the K sines summed in registers: the cheap way to render partials that share one envelope."""
+    the K sines summed in registers: the cheap way to render partials that share one envelope. ``ratio``:
+    a per-block frequency factor as :func:`adsr_sine_bank`'s."""
     freqs = np.ascontiguousarray(np.asarray(freqs, dtype=np.float64))
     amps = np.ascontiguousarray(np.broadcast_to(np.asarray(amps, dtype=np.float64), freqs.shape))
     stop = np.full(freqs.shape[0], n, dtype=np.int64) if stop is None else np.clip(stop, 0, n).astype(np.int64)
     out = np.zeros((freqs.shape[0], n), dtype=np.float64)
-    _sine_sum_kernel(freqs, amps, stop, float(sr), out)
+    _sine_sum_kernel(freqs, amps, stop, float(sr), _ratio(ratio, freqs.shape[0], n), BLOCK_SIZE, out)
     return out
 
 
@@ -613,26 +636,38 @@ def saw_pulse(
 
 
 @numba.njit(cache=True, nogil=True)
-def _sine_kr_kernel(rate: np.ndarray, sr: float, block: int, sine: np.ndarray, out: np.ndarray) -> None:
+def _sine_kr_kernel(rate: np.ndarray, phase0: np.ndarray, sr: float, block: int, sine: np.ndarray,
+                    out: np.ndarray) -> None:  # fmt: skip
     cpstoinc = SINE_SIZE * (block / sr) * 65536.0  # SAMPLEDUR of a control-rate unit is one block
+    radtoinc = SINE_SIZE * 65536.0 / (2.0 * math.pi)
     for b in range(rate.shape[0]):
         inc = int(cpstoinc * np.float32(rate[b]))
+        offset = int(radtoinc * np.float32(phase0[b]))
         phase = 0
         for k in range(out.shape[1]):
-            out[b, k] = _sine_lookup(phase, sine)
+            out[b, k] = _sine_lookup((phase + offset) & 0xFFFFFFFF, sine)
             phase = (phase + inc) & 0xFFFFFFFF
 
 
-def sine_kr(rate: np.ndarray, n_blocks: int, sr: int, block: int = BLOCK_SIZE) -> np.ndarray:
-    """``SinOsc.kr(rate)`` for a constant ``rate[B]``: float64 ``[B, n_blocks]``, one value per control block.
+def sine_kr(rate: np.ndarray, n_blocks: int, sr: int, block: int = BLOCK_SIZE,
+            phase: np.ndarray | float = 0.0) -> np.ndarray:  # fmt: skip
+    """``SinOsc.kr(rate, phase)`` for a constant ``rate[B]`` and ``phase`` (radians, scalar or ``[B]``):
+    float64 ``[B, n_blocks]``, one value per control block.
 
     The table read of :func:`fm_operator_pair` (SinOsc_next_ikk), advanced once per block by
-    ``int(8192·65536·block/sr · rate)``; the first block reads phase 0 (the constructor's sample
-    does not advance it)."""
+    ``int(8192·65536·block/sr · rate)``, read ``int(8192·65536/2π · phase)`` ahead; the first block reads
+    the phase alone (the constructor's sample does not advance it)."""
     rate = np.ascontiguousarray(np.asarray(rate, dtype=np.float64).reshape(-1))
+    phase0 = np.ascontiguousarray(np.broadcast_to(np.asarray(phase, dtype=np.float64).reshape(-1), rate.shape))
     out = np.empty((rate.shape[0], n_blocks), dtype=np.float64)
-    _sine_kr_kernel(rate, float(sr), block, SINE_TABLE, out)
+    _sine_kr_kernel(rate, phase0, float(sr), block, SINE_TABLE, out)
     return out
+
+
+def midiratio(semitones: np.ndarray) -> np.ndarray:
+    """SC's ``midiratio`` in float32, as the UnaryOpUGen computes it."""
+    st = np.asarray(semitones, dtype=np.float32)
+    return np.power(np.float32(2.0), st * np.float32(1.0 / 12.0)).astype(np.float64)
 
 
 def hasher(x: np.ndarray) -> np.ndarray:

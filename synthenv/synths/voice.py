@@ -73,12 +73,6 @@ def adsr_segments(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dsp.timed_adsr(*(params[:, _I[k]] for k in ("attack", "decay", "sustain", "hold", "release")))
 
 
-def _midiratio(semitones: np.ndarray) -> np.ndarray:
-    """SC's ``midiratio`` in float32, as the UnaryOpUGen computes it."""
-    st = np.asarray(semitones, dtype=np.float32)
-    return np.power(np.float32(2.0), st * np.float32(1.0 / 12.0)).astype(np.float64)
-
-
 def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     """Numpy surrogate: float64 ``[B, P]`` physical params -> float32 ``[B, n]``."""
     p = {name: params[:, i] for name, i in _I.items()}
@@ -90,9 +84,9 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     # pitch, per control block (semitones): the attack pitch envelope plus vibrato
     penv = dsp.envelope(np.stack([p["pitchenv"], np.zeros(b)], 1), p["pdecay"][:, None], CURVE, n_blocks, kr)
     vib = dsp.sine_kr(p["vrate"], n_blocks, sr) * (p["vdepth"][:, None] / 100.0)
-    f1 = p["freq"][:, None] * _midiratio(penv + vib)
-    f1_init = p["freq"] * _midiratio(p["pitchenv"])  # the constructors' values: EnvGen at its first level, sin(0)
-    ratio2 = _midiratio(p["detune"] / 100.0)
+    f1 = p["freq"][:, None] * dsp.midiratio(penv + vib)
+    f1_init = p["freq"] * dsp.midiratio(p["pitchenv"])  # the constructors' values: EnvGen at its first level, sin(0)
+    ratio2 = dsp.midiratio(p["detune"] / 100.0)
     mix = np.minimum(p["wave"] * 2.0, 1.0)
     width = 0.5 - np.maximum(p["wave"] - 0.5, 0.0) * 0.8
     sig = dsp.saw_pulse(f1, mix, width, n, sr, f1_init)
