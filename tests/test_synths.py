@@ -209,9 +209,9 @@ def test_additive_tail_continues_the_spectrum_above_partial_24():
     assert reader(render("additive", {**note, "tail": 64.0}), SR, 110.0)["tail"] == 64.0
 
 
-def _cents(audio: np.ndarray, f0: float, k: int = 4) -> np.ndarray:
-    """The pitch (cents from ``f0``) of partial ``k`` in 23 ms frames every 1.5 ms: the phase advance of the
-    frame's complex demodulation at ``k f0`` (an independent measure, not the reader's)."""
+def _cents(audio: np.ndarray, f0: float, k: float = 4.0) -> np.ndarray:
+    """The pitch (cents from ``f0``) of the partial at ``k f0`` in 23 ms frames every 1.5 ms: the phase advance
+    of the frame's complex demodulation there (an independent measure, not the reader's)."""
     t = np.arange(audio.size) / SR
     base = audio * np.exp(-2j * np.pi * k * f0 * t)
     smooth = np.convolve(base, np.hanning(512), "same")[::32]  # a low-pass well below f0 around the partial
@@ -220,17 +220,23 @@ def _cents(audio: np.ndarray, f0: float, k: int = 4) -> np.ndarray:
 
 
 def test_additive_vibrato_moves_every_partial_by_vdepth_cents_at_vrate():
-    """``vdepth`` cents of vibrato at ``vrate`` from ``vphase``: partial 4's measured pitch is a sine of that
-    rate, within 3% of that depth and 0.02 rad of that phase (less half a control block: each block holds its
-    value), with under 1.5 cents (rms) of anything else (the blocks' steps); vdepth 0 (the default) holds it."""
+    """``vdepth`` cents of vibrato at ``vrate`` from ``vphase``: the measured pitch of partial 1, partial 4 and
+    the sub-octave's first partial (f/2) is a sine of that rate, within 3% of that depth and 0.02 rad of that
+    phase (less half a control block: each block holds its value), with under 1.5 cents (rms) of anything
+    else (the blocks' steps; 2.5 for the sub-octave, whose next partial, a third as loud, is only 220 Hz
+    away); vdepth 0 (the default) holds the pitch."""
     note = {"freq": 220.0, "sustain": 1.0, "hold": 1.0, "damp": 0.0, "noise": 0.0001}
-    moved = _cents(render("additive", {**note, "vrate": 6.0, "vdepth": 30.0, "vphase": 1.0}), 220.0)[20:-20]
-    t = (np.arange(20, 20 + moved.size) * 32 + 16) / SR  # away from the smoothing's edges
-    sines = np.stack([np.sin(2 * np.pi * 6.0 * t), np.cos(2 * np.pi * 6.0 * t)], axis=1)
-    fit = np.linalg.lstsq(sines, moved, rcond=None)[0]
-    assert np.hypot(*fit) == pytest.approx(30.0, rel=0.03)
-    assert np.arctan2(fit[1], fit[0]) == pytest.approx(1.0 - 2 * np.pi * 6.0 * 32 / SR, abs=0.02)
-    assert np.std(moved - sines @ fit) < 1.5
+    vibrato = {"vrate": 6.0, "vdepth": 30.0, "vphase": 1.0}
+    audio = render("additive", {**note, **vibrato})
+    sub = render("additive", {**note, **vibrato, "sub": 1.0}) - audio  # the sub-octave alone
+    for partial, alone, rest in ((1.0, audio, 1.5), (4.0, audio, 1.5), (0.5, sub, 2.5)):
+        moved = _cents(alone, 220.0, partial)[20:-20]
+        t = (np.arange(20, 20 + moved.size) * 32 + 16) / SR  # away from the smoothing's edges
+        sines = np.stack([np.sin(2 * np.pi * 6.0 * t), np.cos(2 * np.pi * 6.0 * t)], axis=1)
+        fit = np.linalg.lstsq(sines, moved, rcond=None)[0]
+        assert np.hypot(*fit) == pytest.approx(30.0, rel=0.03), partial
+        assert np.arctan2(fit[1], fit[0]) == pytest.approx(1.0 - 2 * np.pi * 6.0 * 32 / SR, abs=0.02), partial
+        assert np.std(moved - sines @ fit) < rest, partial
     assert np.abs(_cents(render("additive", note), 220.0))[20:-20].max() < 0.5  # the neighbours' leakage
 
 
@@ -244,18 +250,20 @@ def test_additive_vibrato_matches_scsynth_sample_for_sample():
 
 
 def test_additive_reads_vibrato_and_none_on_a_steady_note():
-    """The reader finds a vibrato's rate (within 0.05 Hz), depth (within 10%) and phase (within 0.15 rad),
-    and no vibrato on a steady note or one whose pitch only drifts."""
-    note = {"freq": 262.0, **{f"a{k}": 0.5 / k for k in range(1, 25)}, "sustain": 0.8, "hold": 0.95, "damp": 0.0}
+    """The reader finds a vibrato's rate (within 0.05 Hz), depth (within 10%) and phase (within 0.02 rad:
+    the half control block it adds is 0.05 at 5.3 Hz), on a low note too (131 Hz, whose upper partials lie a
+    few bins apart), and no vibrato on a steady note or one whose pitch only drifts."""
     reader = get_synth("additive").reader
-    for rate, depth, phase in ((5.3, 20.0, 1.0), (7.7, 8.0, 4.0), (3.5, 40.0, 5.9)):
-        read = reader(render("additive", {**note, "vrate": rate, "vdepth": depth, "vphase": phase}), SR, 262.0)
-        assert read["vrate"] == pytest.approx(rate, abs=0.05)
-        assert read["vdepth"] == pytest.approx(depth, rel=0.1)
-        assert abs(np.angle(np.exp(1j * (read["vphase"] - phase)))) < 0.15
-    assert reader(render("additive", note), SR, 262.0)["vdepth"] == 0.0
+    for f0 in (262.0, 131.0):
+        note = {"freq": f0, **{f"a{k}": 0.5 / k for k in range(1, 25)}, "sustain": 0.8, "hold": 0.95, "damp": 0.0}
+        for rate, depth, phase in ((5.3, 20.0, 1.0), (7.7, 8.0, 4.0), (3.5, 40.0, 5.9)):
+            read = reader(render("additive", {**note, "vrate": rate, "vdepth": depth, "vphase": phase}), SR, f0)
+            assert read["vrate"] == pytest.approx(rate, abs=0.05), (f0, rate)
+            assert read["vdepth"] == pytest.approx(depth, rel=0.1), (f0, rate)
+            assert abs(np.angle(np.exp(1j * (read["vphase"] - phase)))) < 0.02, (f0, rate)
+        assert reader(render("additive", note), SR, f0)["vdepth"] == 0.0
     t = np.arange(SR) / SR
-    drift = 0.1 * np.sin(2 * np.pi * 262.0 * (t + 0.01 * t**2)) * np.minimum(1, 20 * t)  # 17 cents up in a second
+    drift = 0.1 * np.sin(2 * np.pi * 262.0 * (t + 0.01 * t**2)) * np.minimum(1, 20 * t)  # 34 cents up in a second
     assert reader(drift, SR, 262.0)["vdepth"] == 0.0
 
 

@@ -169,8 +169,8 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
 
 
 SHAPE_CONDITION = 1e3  # gauss_newton_shape's largest ratio of its covariance's eigenvalues
-#: CMA-ES's first step from the starts with that shape, times start_sigma: 2 (4 before additive read its notes'
-#: vibrato; on 12 real notes, `audible` 3.62 with 4, 3.36 with 2, 3.39 with 1, 1.5 or 3: 3.38, 3.45)
+#: CMA-ES's first step from the starts with that shape, times start_sigma: 2 (4 before additive had vibrato;
+#: on 12 real notes, seed 0, `audible` 3.62 with 4, 3.43 with 3, 3.36 with 2 and with 1.5, 3.39 with 1)
 SHAPED_STEP = 2.0
 
 
