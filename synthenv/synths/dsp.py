@@ -189,11 +189,14 @@ def _sine_sum_kernel(freqs: np.ndarray, amps: np.ndarray, stop: np.ndarray, sr: 
         s = np.zeros(k_n)
         rc = np.ones(k_n)
         rs = np.zeros(k_n)
+        moves = ratio[b].min() != 1.0 or ratio[b].max() != 1.0
+        turn = 0  # the next sample whose block may change the frequencies (as _adsr_sine_bank_kernel's)
         for i in range(stop[b]):
-            if i % block == 0:  # the frequencies of this control block
+            if i == turn:
                 for k in range(k_n):
                     w = 2.0 * math.pi * freqs[b, k] * ratio[b, i // block] / sr
                     rc[k], rs[k] = math.cos(w), math.sin(w)
+                turn = i + block if moves else stop[b]
             acc = 0.0
             for k in range(k_n):
                 acc += amps[b, k] * s[k]
