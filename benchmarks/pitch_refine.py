@@ -8,8 +8,9 @@ Prints, per synth, the absolute error in cents of pyin's estimate and of the ref
 max) over the patches pyin finds a pitch in and reads within a quarter tone (octave errors are pyin's
 and are left alone by the refinement: it looks 25 cents either side). additive patches are drawn
 without inharmonicity (``inharm = 0``), so that ``freq`` is the partials' spacing, and without vibrato
-(``vdepth = 0``), so that it is the pitch heard throughout; a second row draws the vibrato too (up to 50
-cents at any phase: a short pluck's pitch is then wherever the vibrato was as it died, not ``freq``).
+(``vdepth = 0``) or chorus (``chorus`` at its least, whose swept delays move the pitch too), so that it is
+the pitch heard throughout; a second row draws the vibrato and the chorus too (up to 50 cents of vibrato at
+any phase: a short pluck's pitch is then wherever the vibrato was as it died, not ``freq``).
 """
 
 from __future__ import annotations
@@ -36,14 +37,15 @@ def main() -> None:
     for name in args.synths.split(","):
         rows.append((name, name, True))
         if "vdepth" in get_synth(name).names:
-            rows.append((f"{name}, random vibrato", name, False))
+            rows.append((f"{name}, random vibrato and chorus", name, False))
     for label, name, steady in rows:
         spec = get_synth(name)
         x = np.random.default_rng(args.seed).random((args.n, spec.n_params))
         if "inharm" in spec.names:
             x[:, spec.index("inharm")] = 0.0
-        if steady and "vdepth" in spec.names:
-            x[:, spec.index("vdepth")] = 0.0
+        for still in ("vdepth", "chorus"):
+            if steady and still in spec.names:
+                x[:, spec.index(still)] = 0.0
         params = spec.denormalize(x)
         audio = spec.surrogate(params, sr, sr)
         errors = []

@@ -256,7 +256,7 @@ class SoundMatchEnv(gym.Env):
         return self._episode().target
 
     def read_start(self) -> np.ndarray | None:
-        """The synth's patch read from the current target (:meth:`SynthSpec.read_start`), normalised ``[P]``,
+        """The synth's patches read from the current target (:meth:`SynthSpec.read_start`), normalised ``[R, P]``,
         or None (no reader, no audio, or nothing read)."""
         return self._read_start(self.target_analysis, 0, self.target)
 
@@ -311,10 +311,10 @@ class SoundMatchEnv(gym.Env):
             starts = self.inverse.starts(target_an.logmel)[:, :n]  # [B, n, P], the network's best guess first
             guess = starts[:, 0, self.search_index]
             if self.init == "inverse":  # render the starts, begin at the closest
-                for i, target in enumerate(targets):  # a patch the synth reads from the sound, first of all
+                for i, target in enumerate(targets):  # the patches the synth reads from the sound, first of all
                     read = self._read_start(target_an, i, target)
                     if read is not None:
-                        starts[i] = np.vstack([read[None], starts[i, :-1]])
+                        starts[i] = np.vstack([read, starts[i]])[: starts.shape[1]]
                 n = starts.shape[1]
                 x = np.repeat(x, n, axis=0)
                 x[:, self.search_index] = starts[:, :, self.search_index].reshape(b * n, -1)

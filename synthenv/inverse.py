@@ -244,11 +244,11 @@ def n_starts(budget: int, model: InverseModel | None = None) -> int:
 
 def first_starts(model: InverseModel, logmel: np.ndarray, n: int, read: np.ndarray | None = None) -> np.ndarray:
     """The first ``n`` (at least one) of ``model``'s starts for one target's log-mel ``[1, T, M]``: ``[n, P]``
-    normalised, every parameter, the best-scored guess first; ``read`` (a patch read from the sound,
-    :meth:`SynthSpec.read_start`, ``[P]``) first of all when given."""
+    normalised, every parameter, the best-scored guess first; ``read`` (the patches read from the sound,
+    :meth:`SynthSpec.read_start`, ``[R, P]``) first of all when given."""
     starts = model.starts(logmel)[0]
     if read is not None:
-        starts = np.vstack([read[None], starts])
+        starts = np.vstack([np.atleast_2d(read), starts])
     return starts[: max(1, n)]
 
 

@@ -80,6 +80,9 @@ class SynthSpec:
     #: a patch read straight from a sound (additive: each partial's level in its spectrum), which a match
     #: renders first among its starts (:meth:`read_start`); None for a synth that has no such reading
     reader: Reader | None = None
+    #: the read patch again with each of these values set, rendered right after it among the starts: what the
+    #: reader cannot read but a search should try from the read patch (additive: two choruses)
+    read_variants: tuple[dict[str, float], ...] = ()
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -133,17 +136,19 @@ class SynthSpec:
 
     # -- mapping --------------------------------------------------------------------------------
     def read_start(self, audio: np.ndarray, sample_rate: int, f0: float | None) -> np.ndarray | None:
-        """:attr:`reader`'s patch for ``audio`` (pitch ``f0`` in Hz, or None), normalised ``[P]`` and clipped
-        into the ranges; None when the synth has no reader or it could not read this sound."""
+        """:attr:`reader`'s patch for ``audio`` (pitch ``f0`` in Hz, or None) and then each of its
+        :attr:`read_variants`, normalised ``[1 + len(read_variants), P]`` and clipped into the ranges; None
+        when the synth has no reader or it could not read this sound."""
         if self.reader is None:
             return None
         patch = self.reader(np.asarray(audio), int(sample_rate), f0)
         if patch is None:
             return None
-        row = self.defaults.copy()
-        for name, value in patch.items():
-            row[self.index(name)] = value
-        return np.clip(self.normalize(row), 0.0, 1.0)
+        rows = np.tile(self.defaults, (1 + len(self.read_variants), 1))
+        for i, variant in enumerate(({}, *self.read_variants)):
+            for name, value in {**patch, **variant}.items():
+                rows[i, self.index(name)] = value
+        return np.clip(self.normalize(rows), 0.0, 1.0)
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
         """Physical ``[..., P]`` -> normalised [0, 1] ``[..., P]`` (values outside the range map outside)."""

@@ -269,17 +269,18 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
     0.90, additive 0.80 (0.70 before additive had 24 free partial levels, sustain and noise: 40 searchable
     parameters now instead of 13, which 200 cold renders cover thinly); worst note 0.99, 1.09, 0.92.
     subtractive loses to the random patches on the trumpet (1.09; with seeds 1 and 2, 0.97 and 1.13).
-    additive's worst is the flute (0.92; seeds 1, 2, 3: 0.89, 0.96, 0.83; 1.16, 1.05, 0.95, 0.99 the release
-    before, without vibrato, whose random depths and phases also put its random patches farther from these
-    notes): the README's cold table counts such losses; the default start (the patch read from the note,
-    the inverse models') is not cold and closer than random on every note. With the views of before: mean
-    0.90, 0.85, 0.71, worst 1.035 (fm on the trumpet), 0.99, 0.95."""
+    additive with vibrato (41 parameters): mean 0.80, worst the flute (0.92; seeds 1, 2, 3: 0.89, 0.96, 0.83;
+    1.16, 1.05, 0.95, 0.99 the release before, without vibrato). With the chorus (44 parameters, 43
+    searched) a cold search is farther: mean 0.847, 0.795, 0.811, 0.765 at seeds 0-3 (the bound was 0.85),
+    worst the piano 0.997, 0.933, 0.959, 0.939. The README's cold table counts such losses; the default
+    start (the patches read from the note, the inverse models') is not cold and closer than random on every
+    note. With the views of before: mean 0.90, 0.85, 0.71, worst 1.035 (fm on the trumpet), 0.99, 0.95."""
     from synthenv.agents.match import match, random_patches_distance
     from synthenv.samples import instrument_notes
 
     notes = list(instrument_notes().values())
     assert len(notes) == 5
-    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 1.02, 0.85)):
+    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 1.02, 0.9)):
         ratios = []
         for note in notes:
             best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy", init="cold",

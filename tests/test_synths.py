@@ -5,7 +5,7 @@ import pytest
 from conftest import needs_scsynth
 
 from synthenv import get_synth, render
-from synthenv.synths import dsp
+from synthenv.synths import additive, dsp
 
 SR = 22050
 
@@ -249,6 +249,57 @@ def test_additive_vibrato_matches_scsynth_sample_for_sample():
     np.testing.assert_allclose(a, b, atol=1e-3)
 
 
+def test_chorus_reads_delayl_between_samples_and_sweeps_its_delay():
+    """dsp.chorus is DelayL: a 1 ms delay at 22050 Hz (22.05 samples) puts an impulse 0.95 at sample 22 and 0.05
+    at 23; a swept delay moves a sine's frequency by the delay's slope (d/dt of 1 ms + depth/2 (1 + sin))."""
+    x = np.zeros((1, 100))
+    x[0, 0] = 1.0
+    out = dsp.chorus(x, np.zeros(1), np.ones(1), SR, voices=1)[0]
+    assert out[22] == pytest.approx(0.95, abs=1e-4) and out[23] == pytest.approx(0.05, abs=1e-4)
+    assert np.abs(out[:22]).sum() == 0.0 and np.abs(out[24:]).sum() == 0.0
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * 1000.0 * t)[None]
+    swept = dsp.chorus(tone, np.array([0.010]), np.array([2.0]), SR, voices=1)[0]
+    phase = np.unwrap(np.angle(np.convolve(swept * np.exp(-2j * np.pi * 1000.0 * t), np.hanning(512), "same")))
+    hz = np.gradient(phase) * SR / (2 * np.pi)  # off 1 kHz
+    slope = -1000.0 * 0.005 * 2 * np.pi * 2.0 * np.cos(2 * np.pi * 2.0 * t)  # -f d(delay)/dt
+    assert np.abs(hz - slope)[1000:-1000].max() < 0.5  # of a 63 Hz swing
+
+
+def test_additive_chorus_spreads_upper_partials_into_skirts():
+    """``chorus`` fills the valleys between the partials, more between upper partials than between the first
+    two (a swept delay moves partial k by k times as many Hz); ``chorus`` 0 leaves them at the noise floor."""
+    note = {"freq": 220.0, **{f"a{k}": 0.5 for k in range(1, 25)}, "sustain": 1.0, "hold": 1.0, "damp": 0.0}
+
+    def valley(audio: np.ndarray, k: int) -> float:  # dB of the valley between partials k and k+1 under them
+        seg = audio[int(0.2 * SR) : int(0.9 * SR)]
+        spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
+        hz = np.fft.rfftfreq(seg.size, 1 / SR)
+        mid = np.abs(hz - (k + 0.5) * 220.0) < 30.0
+        peak = np.abs(hz - k * 220.0) < 10.0
+        return 20 * np.log10(spec[mid].mean() / spec[peak].max())
+
+    dry = render("additive", note)
+    wet = render("additive", {**note, "chorus": 0.5, "cdepth": 10.0, "crate": 1.0})
+    assert valley(wet, 1) > valley(dry, 1) + 10
+    assert valley(wet, 15) > valley(dry, 15) + 20
+    assert valley(wet, 15) > valley(wet, 1) + 10
+
+
+@needs_scsynth
+def test_additive_chorus_matches_scsynth_sample_for_sample():
+    """The chorus (three DelayL on audio-rate sines) with vibrato and noise, and a short note whose copies'
+    tails end where the synth is freed: numpy against scsynth."""
+    notes = [{"freq": 330.0, "sustain": 0.8, "hold": 0.9, "sub": 0.3, "vdepth": 20.0, "vphase": 2.0, "noise": 0.05,
+              "chorus": 0.7, "cdepth": 8.0, "crate": 1.3},
+             {"freq": 110.0, "decay": 0.3, "hold": 0.4, "bnoise": 1.0, "chorus": 1.0, "cdepth": 20.0, "crate": 5.0}]
+    for note in notes:
+        a, b = render("additive", note, backend="numpy"), render("additive", note, backend="nrt")
+        assert np.abs(a - render("additive", {**note, "chorus": 0.001})).max() > 0.05  # the chorus is there
+        np.testing.assert_allclose(a, b, atol=1e-3)
+        assert np.nonzero(a)[0].max() == np.nonzero(b)[0].max()
+
+
 def test_additive_reads_vibrato_and_none_on_a_steady_note():
     """The reader finds a vibrato's rate (within 0.05 Hz), depth (within 10%) and phase (within 0.02 rad:
     the half control block it adds is 0.05 at 5.3 Hz), on a low note too (131 Hz, whose upper partials lie a
@@ -298,9 +349,14 @@ def test_additive_reads_its_own_patch_back_from_its_sound():
         want = levels[f"a{k}"] / loudest
         if want > 0.01 and 196.0 * k * np.sqrt(1 + 4e-4 * k**2) < SR / 2:
             assert 20 * np.log10(stiff_read[f"a{k}"] / want) == pytest.approx(0.0, abs=1.5), k
-    row = spec.read_start(audio, SR, 196.0)  # normalised, every parameter, defaults where nothing was read
-    assert row.shape == (spec.n_params,) and 0.0 <= row.min() and row.max() <= 1.0
-    assert spec.to_dict(spec.denormalize(row))["sustain"] == pytest.approx(read["sustain"])
+    rows = spec.read_start(audio, SR, 196.0)  # normalised, every parameter, defaults where nothing was read
+    assert rows.shape == (3, spec.n_params) and 0.0 <= rows.min() and rows.max() <= 1.0
+    patches = [spec.to_dict(p) for p in spec.denormalize(rows)]
+    assert patches[0]["sustain"] == pytest.approx(read["sustain"]) and patches[0]["chorus"] == 0.0
+    for patch, chorus in zip(patches[1:], additive.READ_CHORUSES, strict=True):  # the read patch again with each chorus
+        assert {k: patch[k] for k in chorus} == pytest.approx(chorus)
+        assert {k: v for k, v in patch.items() if k not in chorus} == pytest.approx(
+            {k: v for k, v in patches[0].items() if k not in chorus})
     assert spec.read_start(audio, SR, None) is None  # no pitch: nothing to read
     assert get_synth("subtractive").read_start(audio, SR, 196.0) is None  # no reader
 

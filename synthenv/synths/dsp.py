@@ -667,6 +667,51 @@ def sine_kr(rate: np.ndarray, n_blocks: int, sr: int, block: int = BLOCK_SIZE,
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _chorus_kernel(x: np.ndarray, depth: np.ndarray, rate: np.ndarray, sr: float, voices: int, base: float,
+                   out: np.ndarray) -> None:  # fmt: skip
+    n = x.shape[1]
+    sr32 = np.float32(sr)
+    cos_v = np.array([math.cos(2.0 * math.pi * v / voices) for v in range(voices)])
+    sin_v = np.array([math.sin(2.0 * math.pi * v / voices) for v in range(voices)])
+    for b in range(x.shape[0]):
+        half = np.float32(depth[b] * 0.5)
+        w = 2.0 * math.pi * rate[b] / sr
+        cw, sw = math.cos(w), math.sin(w)
+        s, c = 0.0, 1.0
+        for t in range(n):
+            if t % 4096 == 0:  # the rotation below, anchored now and then (it drifts by ~1e-16 a step)
+                s, c = math.sin(w * t), math.cos(w * t)
+            acc = 0.0
+            for v in range(voices):
+                lfo = np.float32(s * cos_v[v] + c * sin_v[v])  # sin(w t + 2π v / voices)
+                d = max((np.float32(base) + half * (np.float32(1.0) + lfo)) * sr32, np.float32(1.0))
+                i = int(d)
+                frac = d - np.float32(i)
+                d1 = x[b, t - i] if t - i >= 0 else 0.0
+                d2 = x[b, t - i - 1] if t - i - 1 >= 0 else 0.0
+                acc += d1 + frac * (d2 - d1)
+            out[b, t] = acc / voices
+            s, c = s * cw + c * sw, c * cw - s * sw
+
+
+def chorus(x: np.ndarray, depth: np.ndarray, rate: np.ndarray, sr: int, voices: int = 3,
+           base: float = 0.001) -> np.ndarray:  # fmt: skip
+    """The mean of ``voices`` ``DelayL.ar(x, max, base + depth/2 (1 + SinOsc.ar(rate, 2π v / voices)))``
+    (v = 0 .. voices-1) for signals ``x[B, n]``, ``depth[B]`` and ``base`` in seconds, ``rate[B]`` in Hz:
+    float64 ``[B, n]``, what came in before the first sample read as 0.
+
+    DelayL (DelayUGens.cpp, DelayL_next_a) takes the delay in samples as a float32 ``d = i + frac``
+    (at least 1) and reads ``x[t - i] + frac (x[t - i - 1] - x[t - i])``. The LFO here is an exact sine,
+    not SinOsc's table: the two differ by under 1e-7 of a cycle, a delay of nanoseconds."""
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    depth = np.ascontiguousarray(np.broadcast_to(np.asarray(depth, dtype=np.float64).reshape(-1), x.shape[:1]))
+    rate = np.ascontiguousarray(np.broadcast_to(np.asarray(rate, dtype=np.float64).reshape(-1), x.shape[:1]))
+    out = np.empty_like(x)
+    _chorus_kernel(x, depth, rate, float(sr), int(voices), float(base), out)
+    return out
+
+
 def midiratio(semitones: np.ndarray) -> np.ndarray:
     """SC's ``midiratio`` in float32, as the UnaryOpUGen computes it."""
     st = np.asarray(semitones, dtype=np.float32)
