@@ -82,7 +82,7 @@ class SynthSpec:
     reader: Reader | None = None
     #: the read patch again with each of these values set, rendered right after it among the starts: what the
     #: reader cannot read but a search should try from the read patch (additive: two choruses)
-    read_variants: tuple[dict[str, float], ...] = ()
+    read_variants: tuple[dict[str, float], ...] = field(default=(), compare=False)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +93,10 @@ class SynthSpec:
         if reserved:
             raise ValueError(f"synth {self.name}: parameter names {sorted(reserved)} are reserved")
         object.__setattr__(self, "_index", {n: i for i, n in enumerate(names)})
+        for variant in self.read_variants:
+            unknown = sorted(set(variant) - set(names))
+            if unknown:
+                raise ValueError(f"synth {self.name}: read_variants name unknown parameters {unknown}")
         h = self.carrier_harmonics
         if isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 or (h > 1 and "freq" not in names):
             raise ValueError(f"synth {self.name}: carrier_harmonics must be an int >= 1 (above 1 only with a "

@@ -59,6 +59,9 @@ def test_bad_param_definitions_are_rejected():
     with pytest.raises(ValueError, match="only with a 'freq' parameter"):
         SynthSpec("s", (Param("cutoff", 20, 2000, 440, "exp"),), silent, carrier_harmonics=4)
     assert get_synth("fm").carrier_harmonics == 8 and get_synth("subtractive").carrier_harmonics == 1
+    with pytest.raises(ValueError, match=r"read_variants name unknown parameters \['nope'\]"):
+        SynthSpec("s", (Param("freq", 20, 2000, 440, "exp"),), silent, read_variants=({"nope": 1.0},))
+    assert hash(get_synth("additive")) == hash(get_synth("additive"))  # a frozen spec, read_variants and all
 
 
 def test_register_synth_is_idempotent_and_guarded():

@@ -21,7 +21,7 @@ SynthDef (sc/synthenv_additive.scd)::
     below = (SinOsc.ar(freq * (j - 0.5) * vib) * sub / (2 * j - 1)).sum * envs[0]
     dry   = (SinOsc.ar(freqs * vib) * amps * envs).sum + below + floor
     wet   = DelayL.ar(dry, 0.025, 0.001 + (cdepth * 0.0005 * (1 + SinOsc.ar(crate, [0, 2, 4] * pi / 3)))).sum / 3
-    Out.ar(out, (dry + (chorus * (wet - dry))) * 0.1)       -- a chorus: three copies on swept delays
+    Out.ar(out, (dry + ((chorus - 0.001) / 0.999 * (wet - dry))) * 0.1)   -- a chorus: three copies on swept delays
 
 Each partial's level ranges over 60 dB on a log scale (0.001 to 1), as real spectra do: a clarinet's
 even partials sit 30-40 dB under its odd ones, an organ's 8th or 16th partial can be as loud as its
@@ -54,12 +54,12 @@ bands and which a matching vibrato must meet in phase. ``chorus`` mixes in three
 on delays of 1 ms plus up to ``cdepth`` ms, swept by sines of ``crate`` Hz a third of a cycle apart: a
 swept delay moves every partial's frequency by the same ratio, so the copies beat and spread each partial
 into a skirt that widens with the partial's number. That is what an ensemble, a room with a moving player,
-a SoundFont player's or a synth's chorus does to a recording (fluidsynth's chorus sweeps 3 voices at 0.3 Hz
-by 8 ms), and what a note's steady partials, with vibrato or without, cannot make: between the 6th and
+a SoundFont player's or a synth's chorus does to a recording (fluidsynth's, up to 2.3, sweeps 3 voices at
+0.3 Hz by 8 ms), and what a note's steady partials, with vibrato or without, cannot make: between the 6th and
 the 15th partial of the benchmark's FluidR3 clarinet the valleys sit 20-30 dB above any floor that leaves
-its partials standing. ``chorus`` is on a log scale from 0.001 (the default: the copies 60 dB down,
-inaudible) to 1 (the copies alone), so that a search or a random patch tries a faint chorus as often as
-a strong one.
+its partials standing. ``chorus`` is on a log scale from 0.001 (the default: no chorus, the mix
+``(chorus - 0.001) / 0.999`` is 0) to 1 (the copies alone), so that a search or a random patch tries a
+faint chorus as often as a strong one.
 
 :func:`read_patch` reads a patch straight from a recording: each partial's level in its steady
 spectrum at the pitch, the envelope from its loudness curve, the floor between the partials (level and
@@ -95,6 +95,8 @@ TENTH = math.log(0.1 * (1.0 - math.exp(CURVE)) + math.exp(CURVE)) / CURVE
 #: the read patch is rendered again with each of these choruses (a slow deep one, a fast shallow one): the
 #: reader does not read a chorus, and a search from a patch without one hardly tries it (at the least
 #: ``chorus``, 0.001, its depth and rate change next to nothing)
+#: ``chorus`` at its least: no chorus (the mix is ``(chorus - CHORUS_OFF) / (1 - CHORUS_OFF)``)
+CHORUS_OFF = 0.001
 READ_CHORUSES = ({"chorus": 0.3, "cdepth": 8.0, "crate": 1.0}, {"chorus": 0.3, "cdepth": 3.0, "crate": 3.0})
 #: envelope levels at or below this count as silent (-120 dB): EnvGen ends a segment at 0 with a residue
 #: (~1e-32) that a held or released 0 keeps, and whose power underflows scsynth's SpecFlatness
@@ -128,8 +130,8 @@ PARAMS = (
     Param("vrate", 3.0, 9.0, 5.5, "lin", "Hz", "vibrato rate (sine LFO on every partial's frequency)"),
     Param("vdepth", 0.0, 50.0, 0.0, "lin", "cent", "vibrato depth (peak pitch deviation; 0: none)"),
     Param("vphase", 0.0, 2 * math.pi, 0.0, "lin", "rad", "vibrato phase at the onset (where its cycle starts)"),
-    Param("chorus", 0.001, 1.0, 0.001, "exp", "", "chorus mix: three copies on swept delays (0.001: none; 1: the "
-          "copies alone), the skirts an ensemble, a room or an effects unit spreads around each partial"),
+    Param("chorus", CHORUS_OFF, 1.0, CHORUS_OFF, "exp", "", "chorus: three copies on swept delays (0.001: none; 1: "
+          "the copies alone), the skirts an ensemble, a room or an effects unit spreads around each partial"),
     Param("cdepth", 0.5, 20.0, 4.0, "exp", "ms", "chorus depth: how far each copy's delay sweeps (above 1 ms)"),
     Param("crate", 0.1, 5.0, 0.5, "exp", "Hz", "chorus rate: how fast the delays sweep (a third of a cycle apart)"),
 )
@@ -171,8 +173,11 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     rise = np.full_like(bdecay, BURST_ATTACK)
     burst = dsp.envelope(np.broadcast_to([[0.0, 1.0, 0.0]], (len(params), 3)), np.hstack([rise, bdecay]), CURVE, n, sr)
     out += below * first + floor * (noise * first + bnoise * burst)
-    out += mix[:, None] * (dsp.chorus(out, cdepth / 1000.0, crate, sr) - out)  # the chorus
-    out[np.arange(n)[None, :] >= -(-life // BLOCK)[:, None] * BLOCK] = 0.0  # its delays' tails end with the synth
+    mix = (mix - CHORUS_OFF) / (1.0 - CHORUS_OFF)  # the least chorus is none: the dry sound, bit for bit
+    wet = mix > 0.0
+    if wet.any():  # the chorus; its copies end where the synth is freed
+        out[wet] += mix[wet, None] * (dsp.chorus(out[wet], cdepth[wet], crate[wet], sr) - out[wet])
+        out[wet[:, None] & (np.arange(n)[None, :] >= -(-life // BLOCK)[:, None] * BLOCK)] = 0.0
     return (out * GAIN).astype(np.float32)
 
 

@@ -669,46 +669,45 @@ def sine_kr(rate: np.ndarray, n_blocks: int, sr: int, block: int = BLOCK_SIZE,
 
 @numba.njit(cache=True, nogil=True)
 def _chorus_kernel(x: np.ndarray, depth: np.ndarray, rate: np.ndarray, sr: float, voices: int, base: float,
-                   out: np.ndarray) -> None:  # fmt: skip
+                   sine: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
     n = x.shape[1]
     sr32 = np.float32(sr)
-    cos_v = np.array([math.cos(2.0 * math.pi * v / voices) for v in range(voices)])
-    sin_v = np.array([math.sin(2.0 * math.pi * v / voices) for v in range(voices)])
+    cpstoinc = SINE_SIZE * 65536.0 / sr
+    radtoinc = SINE_SIZE * 65536.0 / (2.0 * math.pi)
+    offsets = np.array([int(radtoinc * np.float32(2.0 * math.pi * v / voices)) for v in range(voices)])
     for b in range(x.shape[0]):
-        half = np.float32(depth[b] * 0.5)
-        w = 2.0 * math.pi * rate[b] / sr
-        cw, sw = math.cos(w), math.sin(w)
-        s, c = 0.0, 1.0
+        half = np.float32(np.float32(depth[b]) * np.float32(0.0005))  # cdepth * 0.0005: half the sweep (s)
+        inc = int(cpstoinc * np.float32(rate[b]))
+        phase = 0
         for t in range(n):
-            if t % 4096 == 0:  # the rotation below, anchored now and then (it drifts by ~1e-16 a step)
-                s, c = math.sin(w * t), math.cos(w * t)
             acc = 0.0
             for v in range(voices):
-                lfo = np.float32(s * cos_v[v] + c * sin_v[v])  # sin(w t + 2π v / voices)
-                d = max((np.float32(base) + half * (np.float32(1.0) + lfo)) * sr32, np.float32(1.0))
+                lfo = np.float32(_sine_lookup((phase + offsets[v]) & 0xFFFFFFFF, sine))
+                d = max((half * (np.float32(1.0) + lfo) + np.float32(base)) * sr32, np.float32(1.0))
                 i = int(d)
                 frac = d - np.float32(i)
                 d1 = x[b, t - i] if t - i >= 0 else 0.0
                 d2 = x[b, t - i - 1] if t - i - 1 >= 0 else 0.0
                 acc += d1 + frac * (d2 - d1)
             out[b, t] = acc / voices
-            s, c = s * cw + c * sw, c * cw - s * sw
+            phase = (phase + inc) & 0xFFFFFFFF
 
 
 def chorus(x: np.ndarray, depth: np.ndarray, rate: np.ndarray, sr: int, voices: int = 3,
            base: float = 0.001) -> np.ndarray:  # fmt: skip
-    """The mean of ``voices`` ``DelayL.ar(x, max, base + depth/2 (1 + SinOsc.ar(rate, 2π v / voices)))``
-    (v = 0 .. voices-1) for signals ``x[B, n]``, ``depth[B]`` and ``base`` in seconds, ``rate[B]`` in Hz:
-    float64 ``[B, n]``, what came in before the first sample read as 0.
+    """The mean of ``voices`` ``DelayL.ar(x, max, base + depth·0.0005·(1 + SinOsc.ar(rate, 2π v / voices)))``
+    (v = 0 .. voices-1) for signals ``x[B, n]``, sweeps ``depth[B]`` in ms, ``rate[B]`` in Hz and ``base`` in
+    seconds: float64 ``[B, n]``, what came in before the first sample read as 0.
 
-    DelayL (DelayUGens.cpp, DelayL_next_a) takes the delay in samples as a float32 ``d = i + frac``
-    (at least 1) and reads ``x[t - i] + frac (x[t - i - 1] - x[t - i])``. The LFO here is an exact sine,
-    not SinOsc's table: the two differ by under 1e-7 of a cycle, a delay of nanoseconds."""
+    The sines are SinOsc's (its table, its integer phase stepped by ``int(8192·65536/sr · rate)``, from
+    ``int(8192·65536/2π · phase)``), the delay MulAdd's float32; DelayL (DelayUGens.cpp, DelayL_next_a) takes
+    it in samples as a float32 ``d = i + frac`` (at least 1) and reads
+    ``x[t - i] + frac (x[t - i - 1] - x[t - i])``. Its maximum (the SynthDef's 25 ms) is not applied."""
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
     depth = np.ascontiguousarray(np.broadcast_to(np.asarray(depth, dtype=np.float64).reshape(-1), x.shape[:1]))
     rate = np.ascontiguousarray(np.broadcast_to(np.asarray(rate, dtype=np.float64).reshape(-1), x.shape[:1]))
     out = np.empty_like(x)
-    _chorus_kernel(x, depth, rate, float(sr), int(voices), float(base), out)
+    _chorus_kernel(x, depth, rate, float(sr), int(voices), float(base), SINE_TABLE, out)
     return out
 
 
