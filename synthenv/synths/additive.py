@@ -169,7 +169,8 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     # the synth lives until partial 1's envelope has run all its segments (doneAction 2 frees it at the end of
     # that control block): the burst plays until then, even where partial 1 is already silent
     life = np.maximum(1, (times[:, 0] * sr).astype(np.int64)).sum(axis=1)
-    floor = dsp.one_pole(dsp.hash_noise(n), np.exp(-2.0 * np.pi * ncutoff[:, 0] / sr), -(-life // BLOCK) * BLOCK)
+    freed = -(-life // BLOCK) * BLOCK  # the sample the synth is freed at
+    floor = dsp.one_pole(dsp.hash_noise(n), np.exp(-2.0 * np.pi * ncutoff[:, 0] / sr), freed)
     rise = np.full_like(bdecay, BURST_ATTACK)
     burst = dsp.envelope(np.broadcast_to([[0.0, 1.0, 0.0]], (len(params), 3)), np.hstack([rise, bdecay]), CURVE, n, sr)
     out += below * first + floor * (noise * first + bnoise * burst)
@@ -177,7 +178,7 @@ def render(params: np.ndarray, sr: int, n: int) -> np.ndarray:
     wet = mix > 0.0
     if wet.any():  # the chorus; its copies end where the synth is freed
         out[wet] += mix[wet, None] * (dsp.chorus(out[wet], cdepth[wet], crate[wet], sr) - out[wet])
-        out[wet[:, None] & (np.arange(n)[None, :] >= -(-life // BLOCK)[:, None] * BLOCK)] = 0.0
+        out[wet[:, None] & (np.arange(n)[None, :] >= freed[:, None])] = 0.0
     return (out * GAIN).astype(np.float32)
 
 
