@@ -94,7 +94,7 @@ CURVE = -4.0
 TENTH = math.log(0.1 * (1.0 - math.exp(CURVE)) + math.exp(CURVE)) / CURVE
 #: the read patch is rendered again with each of these choruses (a slow deep one, a fast shallow one): the
 #: reader does not read a chorus, and a search from a patch without one hardly tries it (at the least
-#: ``chorus``, 0.001, its depth and rate change next to nothing)
+#: ``chorus``, 0.001, there is none, and its depth and rate change nothing)
 #: ``chorus`` at its least: no chorus (the mix is ``(chorus - CHORUS_OFF) / (1 - CHORUS_OFF)``)
 CHORUS_OFF = 0.001
 READ_CHORUSES = ({"chorus": 0.3, "cdepth": 8.0, "crate": 1.0}, {"chorus": 0.3, "cdepth": 3.0, "crate": 3.0})
