@@ -353,7 +353,7 @@ def test_match_auto_hands_the_probe_of_the_chosen_synth_to_its_cold_search(recor
 
 
 def test_match_cmaes_from_the_starts_gets_the_residuals_where_the_distance_has_them(recording, tmp_path, monkeypatch):
-    """``match --method cmaes`` hands CMA-ES the distance's residuals (for :func:`gauss_newton_shape`) where
+    """``match --method cmaes`` hands CMA-ES the distance's residuals (for :func:`gauss_newton_start`) where
     the distance has them, and not where it has none (``multiscale``): the search still runs."""
     import synthenv.agents.match as match_module
 
@@ -483,33 +483,41 @@ def _valley(dim: int = 6, seed: int = 0):
     return A, target, residuals
 
 
-def test_gauss_newton_shape_is_long_along_the_valley_and_costs_dim_plus_one_renders():
-    """The first covariance CMA-ES gets from the starts: the inverse Gauss-Newton Hessian of the
-    residuals, condition-limited and scaled to a mean variance of 1, from ``dim + 1`` renders
-    counted against the budget."""
-    from synthenv.agents.search import SHAPE_CONDITION, Tracker, gauss_newton_shape
+def test_gauss_newton_start_steps_to_the_models_minimum_and_is_long_along_the_valley():
+    """Where CMA-ES from the starts begins: one damped Gauss-Newton step per LM_DAMPING from the best start
+    (on linear residuals, the least damped lands near the minimum), and its first covariance, the inverse
+    Gauss-Newton Hessian of the residuals, condition-limited and scaled to a mean variance of 1; the
+    ``dim`` renders of the Jacobian (``dim + 1`` when the start was rendered without its residuals) and the
+    steps' batch counted against the budget."""
+    from synthenv.agents.search import LM_DAMPING, SHAPE_CONDITION, Tracker, gauss_newton_start
 
     dim = 6
     A, target, residuals = _valley(dim)
     t = Tracker(lambda X: residuals(X)[0], 50, residuals)
     t(np.full((1, dim), 0.4))
-    C = gauss_newton_shape(t)
-    assert len(t.curve) == 1 + dim + 1 and C.shape == (dim, dim) and np.mean(np.diag(C)) == pytest.approx(1.0)
+    before = t.best_d
+    C = gauss_newton_start(t)
+    assert len(t.curve) == 1 + dim + len(LM_DAMPING) and C.shape == (dim, dim)  # the start's residuals are known
+    assert np.mean(np.diag(C)) == pytest.approx(1.0)
+    assert t.best_d < 0.05 * before  # 0.01 damped: near the minimum (0.0029 from 0.083)
     e, B = np.linalg.eigh(C)
     flat = np.linalg.eigh(A.T @ A)[1][:, 0]  # the valley's direction: where the distance changes least
     assert abs(B[:, -1] @ flat) > 0.99 and e[-1] / e[0] == pytest.approx(400.0, rel=0.01)
     A[:] = np.diag(np.geomspace(1.0, 1e-3, dim)) @ np.linalg.qr(A.T)[0].T  # far steeper: the limit holds
-    e = np.linalg.eigvalsh(gauss_newton_shape(t))
+    e = np.linalg.eigvalsh(gauss_newton_start(t))
     assert e[-1] / e[0] == pytest.approx(SHAPE_CONDITION, rel=0.01)
+    t = Tracker(lambda X: residuals(X)[0], 50, lambda X: (residuals(X)[0], np.full_like(residuals(X)[1], np.nan)))
+    t(np.full((1, dim), 0.4))
+    assert gauss_newton_start(t) is None and len(t.curve) == 1 + dim  # no finite Jacobian: no steps
 
 
 def test_cmaes_from_the_starts_with_residuals_steps_along_the_valley():
-    """Given the distance's residuals, CMA-ES from a start shapes its first steps by the Gauss-Newton
-    Hessian (what ``match --method cmaes`` does from an inverse model's starts): from a start in the
-    right valley but far along its floor (where an inverse model's closest guess tends to be: on a real
-    piano note, Levenberg-Marquardt moved three parameters by 0.3-0.7 together from there), at 80
-    renders it gets closer than without them, every render counted, and only the Jacobian's batch is
-    rendered with residuals. A cold search (no starts) does not use them."""
+    """Given the distance's residuals, CMA-ES from a start begins from the local quadratic model there
+    (what ``match --method cmaes`` does from an inverse model's starts): from a start in the right
+    valley but far along its floor (where an inverse model's closest guess tends to be: on a real piano
+    note, Levenberg-Marquardt moved three parameters by 0.3-0.7 together from there), at 80 renders it
+    gets closer than without them, every render counted, and only the Jacobian's batch is rendered with
+    residuals. A cold search (no starts) does not use them."""
     dim = 6
     A, target, residuals = _valley(dim)
     objective = lambda X: residuals(X)[0]  # noqa: E731

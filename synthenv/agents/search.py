@@ -5,7 +5,8 @@ render per call) and a ``budget`` of candidates; it returns the best candidate i
 distance, plus the best-so-far curve (one entry per render) for plots. ``cmaes_lm`` also needs
 ``residuals(X) -> (distances, residuals [B, K])`` (the same render with the distance's residuals,
 :func:`synthenv.distances.residuals`), which it then uses for every render; ``cmaes`` uses them, when
-given, to shape its first steps from an inverse model's starts (:func:`gauss_newton_shape`).
+given, to begin from an inverse model's starts where their local quadratic model says, with its shape
+(:func:`gauss_newton_start`).
 """
 
 from __future__ import annotations
@@ -155,48 +156,60 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     converges while renders are left. One batched render per generation. With ``starts`` (e.g. an
     inverse model's guesses) those are rendered instead of the batch, and CMA-ES starts from the
     closest with :func:`start_sigma` of its distance (or ``sigma0``); given the distance's
-    ``residuals`` too, its first covariance is :func:`gauss_newton_shape` at that start and its step
-    :data:`SHAPED_STEP` times larger (when more than three times the ``dim + 1`` renders it costs are left)."""
+    ``residuals`` too, it begins from :func:`gauss_newton_start` at that start (one damped Gauss-Newton
+    step; its covariance the inverse Gauss-Newton Hessian), when more than three times the ``dim + 1``
+    renders its Jacobian costs are left."""
     shaped = residuals is not None and starts is not None
     t = _begin(objective, budget, starts, known, residuals if shaped else None, residuals_each_call=False)
     sigma = _cma_sigma(t, dim, budget, seed, x0, sigma0, starts, known)
     shape = None
     if shaped and len(t.curve) and t.left > 3 * (dim + 1):
-        shape = gauss_newton_shape(t)
-        sigma *= SHAPED_STEP if shape is not None else 1.0
+        shape = gauss_newton_start(t)
     _cma(t, dim, seed, sigma, budget, shape)
     return t.result()
 
 
-SHAPE_CONDITION = 1e3  # gauss_newton_shape's largest ratio of its covariance's eigenvalues
-#: CMA-ES's first step from the starts with that shape, times start_sigma: 2 (4 before additive had vibrato;
-#: on 12 real notes, seed 0, `audible` 3.62 with 4, 3.43 with 3, 3.36 with 2 and with 1.5, 3.39 with 1)
-SHAPED_STEP = 2.0
+SHAPE_CONDITION = 1e3  # gauss_newton_start's largest ratio of its covariance's eigenvalues
 
 
-def gauss_newton_shape(t: Tracker, h: float | None = None) -> np.ndarray | None:
-    """A first covariance ``[dim, dim]`` for CMA-ES at ``t``'s best candidate (``dim`` its length): the inverse of the
-    Gauss-Newton Hessian ``JᵀJ`` of the distance's residuals (:func:`_forward_differences`, ``dim + 1``
-    renders), its eigenvalues limited to a ratio of :data:`SHAPE_CONDITION`, scaled to a mean variance
-    of 1. Long along the directions in which the distance barely changes (often several parameters
-    together: on a real piano note, the filter's resonance, the attack and the release), short across
-    the steep ones, so that CMA-ES's first generations step along the valley that its own covariance
-    would take many generations to learn. None if the Jacobian is not finite."""
-    J = _forward_differences(t, t.best_x, LM_STEP if h is None else h)[3]
+def gauss_newton_start(t: Tracker, h: float | None = None) -> np.ndarray | None:
+    """Where CMA-ES from the starts begins, and its first covariance ``[dim, dim]`` (``dim``: the length
+    of ``t``'s best candidate): the local quadratic model of the distance's residuals at ``t``'s best,
+    from their Jacobian ``J`` (:func:`_forward_differences`, ``dim + 1`` renders). Its minimum: one damped
+    Gauss-Newton step per :data:`LM_DAMPING` (:func:`gauss_newton_steps`, one more batch of as many renders;
+    CMA-ES then starts from the closest candidate so far, a step or the start). Its shape, the returned
+    covariance: the inverse of the Gauss-Newton Hessian ``JᵀJ``, its eigenvalues limited to a ratio of
+    :data:`SHAPE_CONDITION`, scaled to a mean variance of 1. Long along the directions in which the distance
+    barely changes (often several parameters together: on a real piano note, the filter's resonance, the
+    attack and the release), short across the steep ones, so that CMA-ES's first generations step along
+    the valley that its own covariance would take many generations to learn. None (and no steps) if the
+    Jacobian is not finite."""
+    x = t.best_x
+    J, r0 = _forward_differences(t, x, LM_STEP if h is None else h, t.best_r)[3:]
     H = J.T @ J
-    if not np.isfinite(H).all() or not H.any():
+    if not (np.isfinite(H).all() and np.isfinite(r0).all()) or not H.any():
         return None
+    t(gauss_newton_steps(x, r0, J))
     e, B = np.linalg.eigh(H)
     e = np.maximum(e, e.max() / SHAPE_CONDITION)
     C = (B / e) @ B.T
     return C / np.mean(np.diag(C))
 
 
+def gauss_newton_steps(x: np.ndarray, r: np.ndarray, J: np.ndarray, mu: float = 1.0) -> np.ndarray:
+    """Levenberg-Marquardt's candidates from ``x`` (residuals ``r`` [K], their Jacobian ``J`` [K, dim]):
+    ``x - (JᵀJ + λ·diag(JᵀJ))⁻¹ Jᵀr`` for each λ of :data:`LM_DAMPING` times ``mu``, within [0, 1]."""
+    g, H = J.T @ r, J.T @ J
+    scale = np.diag(np.diag(H))
+    return np.array([np.clip(x - np.linalg.lstsq(H + mu * lam * scale, g, rcond=None)[0], 0.0, 1.0)
+                     for lam in LM_DAMPING])  # fmt: skip
+
+
 def _forward_differences(t: Tracker, x: np.ndarray, h: float, r0: np.ndarray | None = None):
     """The Jacobian of the distance's residuals at ``x`` by forward differences of ``h`` (backward at
     the upper bound), rendered through ``t`` in one batch of ``len(x)`` steps (``x`` itself too, first,
-    when its residuals ``r0`` are not given): ``(X, d, R, J [K, len(x)])``, the steps' candidates,
-    distances and residuals."""
+    when its residuals ``r0`` are not given): ``(X, d, R, J [K, len(x)], r0)``, the steps' candidates,
+    distances and residuals, the Jacobian and ``x``'s residuals."""
     step = np.where(x + h <= 1.0, h, -h)
     X = x + np.diag(step)
     if r0 is None:
@@ -204,7 +217,7 @@ def _forward_differences(t: Tracker, x: np.ndarray, h: float, r0: np.ndarray | N
         r0, d, R = R[0], d[1:], R[1:]
     else:
         d, R = t.render(X)
-    return X, d, R, ((R - r0) / step[:, None]).T
+    return X, d, R, ((R - r0) / step[:, None]).T, r0
 
 
 def cmaes_lm(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray | None = None,
@@ -284,17 +297,14 @@ def levenberg_marquardt(t: Tracker, dim: int, seed: int = 0, h: float = LM_STEP)
         if J is None:
             if t.left < dim + 1:
                 break
-            X, d, R, J = _forward_differences(t, x, h, r0)  # J: [K, dim]
+            X, d, R, J, _ = _forward_differences(t, x, h, r0)  # J: [K, dim]
             fresh = True
             if not (np.isfinite(J).all() and np.isfinite(r0).all()):
                 break
             i = int(np.argmin(_finite(d)))
             if d[i] < d0:  # a difference step that is closer: move there (the Jacobian stays valid)
                 x, d0, r0 = X[i], float(d[i]), R[i]
-        g, H = J.T @ r0, J.T @ J
-        scale = np.diag(np.diag(H))
-        P = np.array([np.clip(x - np.linalg.lstsq(H + mu * lam * scale, g, rcond=None)[0], 0.0, 1.0)
-                      for lam in LM_DAMPING])  # fmt: skip
+        P = gauss_newton_steps(x, r0, J, mu)
         d, R = t.render(P)
         if not len(d):
             break
