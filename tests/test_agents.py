@@ -265,12 +265,7 @@ def test_cold_cmaes_match_against_random_patches_over_seeds(recording, tmp_path)
 def test_cmaes_matches_sampled_real_instruments(tmp_path):
     """Notes of sampled real instruments (FluidR3 GM, see synthenv/data/instruments/README.md): CMA-ES at
     200 renders against the best of 200 random patches on the match's own objective (audible), per
-    synth, from a cold start, CMA-ES beginning at a Gauss-Newton step from the best of its exploring batch:
-    mean ratio fm 0.825, subtractive 0.832, additive 0.780, worst note 0.943 (fm's flute), 1.026 (subtractive's
-    trumpet), 0.893 (additive's piano); with seeds 1-3 additive 0.742, 0.804, 0.747 (worst 0.889), subtractive
-    0.839, 0.837, 0.898 (worst 1.05), fm 0.952, 1.046, 1.026 (worst 1.178: fm's few narrow basins make a cold
-    fm search a draw, see the README). Before that start (CMA-ES from the batch's best, round), with audible's
-    4096-point view: mean ratio fm 0.91, subtractive
+    synth, from a cold start. Measured with audible's 4096-point view: mean ratio fm 0.91, subtractive
     0.90, additive 0.80 (0.70 before additive had 24 free partial levels, sustain and noise: 43 searchable
     parameters now instead of 13, which 200 cold renders cover thinly); worst note 0.99, 1.09, 0.92.
     subtractive loses to the random patches on the trumpet (1.09; with seeds 1 and 2, 0.97 and 1.13).
@@ -285,7 +280,7 @@ def test_cmaes_matches_sampled_real_instruments(tmp_path):
 
     notes = list(instrument_notes().values())
     assert len(notes) == 5
-    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 0.95, 0.85)):
+    for synth, worst_bound, mean_bound in (("fm", 1.05, 0.95), ("subtractive", 1.15, 0.95), ("additive", 1.02, 0.9)):
         ratios = []
         for note in notes:
             best = match(note, synth=synth, method="cmaes", budget=200, backend="numpy", init="cold",
@@ -518,13 +513,15 @@ def test_gauss_newton_start_steps_to_the_models_minimum_and_is_long_along_the_va
     assert gauss_newton_start(t) is None and len(t.curve) == 1 + dim  # no finite Jacobian: no steps
 
 
-def test_cmaes_with_residuals_begins_at_the_gauss_newton_step_and_steps_along_the_valley():
+def test_cmaes_from_the_starts_with_residuals_begins_at_the_gauss_newton_step_along_the_valley():
     """Given the distance's residuals, CMA-ES from a start begins from the local quadratic model there
     (what ``match --method cmaes`` does from an inverse model's starts): from a start in the right
     valley but far along its floor (where an inverse model's closest guess tends to be: on a real piano
     note, Levenberg-Marquardt moved three parameters by 0.3-0.7 together from there), at 80 renders it
     gets closer than without them, every render counted, and only the Jacobian's batch is rendered with
-    residuals. A cold search (no starts) does the same from the best of its exploring batch."""
+    residuals. A cold search (no starts) does not use them (from the best of its exploring batch a
+    Gauss-Newton start made fm's in-domain matches farther: README, "CMA-ES begins at the Gauss-Newton
+    step")."""
     from synthenv.agents.search import LM_DAMPING
 
     dim = 6
@@ -551,9 +548,10 @@ def test_cmaes_with_residuals_begins_at_the_gauss_newton_step_and_steps_along_th
         shaped.append(res.distance)
         plain.append(run_search("cmaes", objective, dim, 80, s, starts=start).distance)
     assert np.mean(shaped) < 0.7 * np.mean(plain), (shaped, plain)
-    cold = [[run_search("cmaes", objective, dim, 80, s, residuals=r).distance for s in range(6)]
-            for r in (residuals, None)]  # fmt: skip
-    assert np.mean(cold[0]) < 0.7 * np.mean(cold[1]), cold  # 10x closer (0.0047 against 0.052 dB)
+    with_r = []
+    cold = [run_search("cmaes", objective, dim, 80, 0, residuals=r).distance
+            for r in (lambda X: with_r.append(len(X)) or residuals(X), None)]  # fmt: skip
+    assert cold[0] == cold[1] and with_r == []
 
 
 @pytest.mark.slow

@@ -130,7 +130,8 @@ def match(target: str | Path, synth: str = "auto", method: str | None = None, bu
 
     def objective(env: SoundMatchEnv, freq: np.ndarray | None = None, residuals: bool = False):
         """Render and score candidates (at carriers ``freq``, one per candidate, if given); with
-        ``residuals``, ``(distances, the distance's residuals)`` (what ``cmaes_lm`` renders with)."""
+        ``residuals``, ``(distances, the distance's residuals)`` (what ``cmaes_lm`` renders with, and
+        ``cmaes``'s Gauss-Newton start)."""
 
         def score(X):
             f = None if freq is None else freq[: len(np.atleast_2d(X))]

@@ -5,8 +5,8 @@ render per call) and a ``budget`` of candidates; it returns the best candidate i
 distance, plus the best-so-far curve (one entry per render) for plots. ``cmaes_lm`` also needs
 ``residuals(X) -> (distances, residuals [B, K])`` (the same render with the distance's residuals,
 :func:`synthenv.distances.residuals`), which it then uses for every render; ``cmaes`` uses them, when
-given, to begin where the local quadratic model at the closest start (or at the best of its exploring
-batch) says, with that model's shape (:func:`gauss_newton_start`).
+given, to begin from an inverse model's closest start where the local quadratic model there says, with
+that model's shape (:func:`gauss_newton_start`).
 """
 
 from __future__ import annotations
@@ -155,15 +155,16 @@ def cmaes(objective: Objective, dim: int, budget: int, seed: int, x0: np.ndarray
     its best tenth (or ``sigma0``), restarted from the best so far with half the step whenever it
     converges while renders are left. One batched render per generation. With ``starts`` (e.g. an
     inverse model's guesses) those are rendered instead of the batch, and CMA-ES starts from the
-    closest with :func:`start_sigma` of its distance (or ``sigma0``). Given the distance's ``residuals``,
-    CMA-ES begins from :func:`gauss_newton_start` at the closest start (or the batch's best): one damped
-    Gauss-Newton step from there, its first covariance the inverse Gauss-Newton Hessian; when more than
-    twice the ``dim + 1`` renders its Jacobian costs are left."""
-    shaped = residuals is not None
+    closest with :func:`start_sigma` of its distance (or ``sigma0``); given the distance's ``residuals``
+    too, CMA-ES begins from :func:`gauss_newton_start` at that start (one damped Gauss-Newton step from
+    there, its first covariance the inverse Gauss-Newton Hessian), when more than three times the
+    ``dim + 1`` renders its Jacobian costs are left. A cold search (no ``starts``) starts round: from the
+    best of its exploring batch, a Gauss-Newton start made fm's in-domain matches farther (README)."""
+    shaped = residuals is not None and starts is not None
     t = _begin(objective, budget, starts, known, residuals if shaped else None, residuals_each_call=False)
     sigma = _cma_sigma(t, dim, budget, seed, x0, sigma0, starts, known)
     shape = None
-    if shaped and len(t.curve) and t.left > 2 * (dim + 1):
+    if shaped and len(t.curve) and t.left > 3 * (dim + 1):
         shape = gauss_newton_start(t)
     _cma(t, dim, seed, sigma, budget, shape)
     return t.result()
@@ -173,7 +174,7 @@ SHAPE_CONDITION = 1e3  # gauss_newton_start's largest ratio of its covariance's 
 
 
 def gauss_newton_start(t: Tracker, h: float | None = None) -> np.ndarray | None:
-    """Where CMA-ES begins, and its first covariance ``[dim, dim]`` (``dim``: the length
+    """Where CMA-ES from the starts begins, and its first covariance ``[dim, dim]`` (``dim``: the length
     of ``t``'s best candidate): the local quadratic model of the distance's residuals at ``t``'s best,
     from their Jacobian ``J`` (:func:`_forward_differences`, ``dim + 1`` renders; ``dim`` when that
     candidate was rendered with its residuals). Its minimum: one damped
@@ -353,7 +354,7 @@ def run_search(method: str, objective: Objective, dim: int, budget: int, seed: i
     first and the search refines from the closest (random search: keeps sampling uniformly).
     ``known`` (candidates and distances rendered before, e.g. by ``--synth auto``'s probe) count against
     ``budget``; a cold search (no ``starts``) counts them as part of its exploration. ``residuals``: what
-    ``cmaes_lm`` renders with, and what ``cmaes`` begins from the starts with (see the
+    ``cmaes_lm`` renders with, and what ``cmaes`` takes its Gauss-Newton start from the starts with (see the
     module doc); the other methods do not use them."""
     rng = np.random.default_rng(seed)
     if starts is not None:
