@@ -558,9 +558,10 @@ def test_cmaes_from_the_starts_with_residuals_begins_at_the_gauss_newton_step_al
 def test_issue_12s_command_from_the_starts_beats_random_on_every_shipped_note(tmp_path):
     """`synthenv match NOTE --synth auto --method cmaes --budget 200` (from the inverse models' starts, the
     default start) against the best of 200 random patches of the synth it chose, on the match's own
-    objective: closer on every shipped note. Measured: 0.60 (flute, voice), 0.50 (guitar, subtractive),
-    0.75 (piano, voice), 0.51 (trumpet, voice), 0.74 (violin, voice); cold, subtractive loses on the
-    trumpet (``test_cmaes_matches_sampled_real_instruments``)."""
+    objective: closer on every shipped note. Measured with CMA-ES from the Gauss-Newton step: 0.41 (flute,
+    additive), 0.50 (guitar, subtractive), 0.32 (piano, additive), 0.27 (trumpet, additive), 0.30 (violin,
+    additive); five releases before, with voice chosen for four: 0.60, 0.50, 0.75, 0.51, 0.74. Cold,
+    subtractive loses on the trumpet (``test_cmaes_matches_sampled_real_instruments``)."""
     from synthenv.agents.match import match, random_patches_distance
     from synthenv.samples import instrument_notes
 
