@@ -541,7 +541,7 @@ def test_cmaes_from_the_starts_with_residuals_begins_at_the_gauss_newton_step_al
                          residuals=counted)  # fmt: skip
         assert with_r == [1 + dim] and res.renders == 80 == sum(calls) + sum(with_r) == len(res.curve)
         assert calls[:2] == [1, len(LM_DAMPING)]  # the start, then the Gauss-Newton steps from it
-        jacobian_done = 1 + (1 + dim) - 1  # the curve's index after the start and the Jacobian's batch
+        jacobian_done = 1 + dim  # the curve's index of the last render of the start and the Jacobian's batch
         steps = res.curve[jacobian_done + len(LM_DAMPING)]
         assert steps < 0.5 * res.curve[jacobian_done], res.curve  # CMA-ES begins at the model's minimum: closer (0.29x)
         assert np.all(np.diff(res.curve) <= 0)

@@ -177,9 +177,9 @@ def gauss_newton_start(t: Tracker, h: float | None = None) -> np.ndarray | None:
     """Where CMA-ES from the starts begins, and its first covariance ``[dim, dim]`` (``dim``: the length
     of ``t``'s best candidate): the local quadratic model of the distance's residuals at ``t``'s best,
     from their Jacobian ``J`` (:func:`_forward_differences`, ``dim + 1`` renders; ``dim`` when that
-    candidate was rendered with its residuals). Its minimum: one damped
-    Gauss-Newton step per :data:`LM_DAMPING` (:func:`gauss_newton_steps`, one more batch of as many renders;
-    CMA-ES then starts from the closest candidate so far, a step or the start). Its shape, the returned
+    candidate was rendered with its residuals). Its minimum: one damped Gauss-Newton step per
+    :data:`LM_DAMPING` (:func:`gauss_newton_steps`, one more batch of as many renders; CMA-ES then starts
+    from the closest candidate so far, a step or the start). Its shape, the returned
     covariance: the inverse of the Gauss-Newton Hessian ``JᵀJ``, its eigenvalues limited to a ratio of
     :data:`SHAPE_CONDITION`, scaled to a mean variance of 1. Long along the directions in which the distance
     barely changes (often several parameters together: on a real piano note, the filter's resonance, the
